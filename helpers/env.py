@@ -1,0 +1,192 @@
+"""Setup shared by every notebook: Colab or local, device, profile, output and checkpoint folders.
+
+Nothing here runs at import time. A notebook calls :func:`setup_lab` once, in its first
+code cell after the bootstrap, and keeps the returned :class:`LabEnv`.
+
+Profiles (one switch, ``GANLAB_PROFILE`` or the notebook's ``PROFILE`` parameter):
+    smoke  every cell runs in seconds (tests, CI)
+    quick  a visible result on a laptop CPU in minutes
+    full   the lab's real results (the default when a GPU is present)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from helpers.release import REPO_TAG, REPO_URL
+
+PROFILES = ("smoke", "quick", "full")
+DRIVE_MOUNT = Path("/content/drive")
+DRIVE_ROOT = DRIVE_MOUNT / "MyDrive" / "gan-lab"
+T = TypeVar("T")
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (the ``google.colab`` module is loaded there)."""
+    return "google.colab" in sys.modules
+
+
+def pick_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
+    """The training device: CUDA > MPS > CPU, or ``prefer``/``$GANLAB_DEVICE`` when given.
+
+    Prints the choice; on a CPU-only Colab runtime it says how to switch to a GPU.
+    """
+    prefer = prefer or os.environ.get("GANLAB_DEVICE")
+    if prefer:
+        device = torch.device(prefer)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if verbose:
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type.upper()
+        print(f"Device: {device} ({name})")
+        if device.type == "cpu" and in_colab():
+            print(
+                "This Colab runtime has no GPU. Training will be slow: choose "
+                "Runtime > Change runtime type > T4 GPU (or better), then run the notebook again."
+            )
+    return device
+
+
+def resolve_profile(profile: str | None = None, device: torch.device | None = None) -> str:
+    """``profile``, else ``$GANLAB_PROFILE``, else ``full`` on a GPU and ``quick`` on a CPU."""
+    profile = profile or os.environ.get("GANLAB_PROFILE")
+    if not profile:
+        device = device or pick_device(verbose=False)
+        profile = "quick" if device.type == "cpu" else "full"
+    profile = profile.strip().lower()
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)} (GANLAB_PROFILE).")
+    return profile
+
+
+def by_profile(profile: str, *, smoke: T, quick: T, full: T) -> T:
+    """Pick a value for the profile, e.g. ``num_epochs = by_profile(p, smoke=1, quick=3, full=20)``."""
+    return {"smoke": smoke, "quick": quick, "full": full}[profile]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated.
+
+    On the CPU the same seed gives the same samples; on a GPU some kernels stay
+    nondeterministic unless ``torch.use_deterministic_algorithms(True)`` is set as well.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def _colab_install_missing(packages: list[str]) -> None:
+    """pip-install the packages Colab lacks; torch and torchvision are never reinstalled."""
+    import importlib.util
+
+    missing = [p for p in packages if importlib.util.find_spec(p.split("==")[0].replace("-", "_")) is None]
+    if missing:
+        print("Installing:", " ".join(missing))
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+
+
+def _mount_drive() -> None:
+    from google.colab import drive  # type: ignore[import-not-found]
+
+    if not (DRIVE_MOUNT / "MyDrive").exists():
+        drive.mount(str(DRIVE_MOUNT))
+
+
+@dataclass
+class LabEnv:
+    """Everything a notebook needs to know about where it runs."""
+
+    lab: str                    # short lab name: "vanilla", "cwgan", "malaria"
+    profile: str                # "smoke" | "quick" | "full"
+    device: torch.device        # training device
+    path_to_checkpoint: Path    # folder holding last.pt / best.pt
+    output_dir: Path            # PNG figures and sample grids
+    colab: bool                 # running in Google Colab
+
+    def flush(self) -> None:
+        """Push pending writes to disk (Drive syncs what is on disk); call when training ends."""
+        flush_writes()
+
+
+def flush_writes() -> None:
+    """Flush file-system buffers so Google Drive uploads finished checkpoints."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def checkpoint_root(colab: bool | None = None) -> Path:
+    """``$GANLAB_CHECKPOINTS``, else ``MyDrive/gan-lab`` in Colab, else ``./checkpoints``."""
+    env = os.environ.get("GANLAB_CHECKPOINTS")
+    if env:
+        return Path(env).expanduser().resolve()
+    if in_colab() if colab is None else colab:
+        return DRIVE_ROOT
+    return Path("checkpoints").resolve()
+
+
+def setup_lab(
+    lab: str,
+    profile: str | None = None,
+    path_to_checkpoint: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    colab_packages: tuple[str, ...] = (),
+) -> LabEnv:
+    """Prepare a lab run and print what was chosen.
+
+    Args:
+        lab: short lab name, used in folder names.
+        profile: ``smoke``/``quick``/``full``; default from ``$GANLAB_PROFILE`` or the device.
+        path_to_checkpoint: checkpoint folder; default ``<checkpoint_root>/<lab>`` for the full
+            profile and ``<checkpoint_root>/<lab>-<profile>`` otherwise, so a smoke test never
+            resumes (or overwrites) a real run.
+        output_dir: figures folder; default ``$GANLAB_OUTPUT`` or ``./outputs``, then ``/<lab>-<profile>``.
+        device: force a device (``"cpu"``, ``"cuda"``...); default CUDA > MPS > CPU.
+        colab_packages: pip names to install in Colab when missing (never torch).
+
+    Returns:
+        The :class:`LabEnv` with every folder created.
+    """
+    colab = in_colab()
+    if colab and colab_packages:
+        _colab_install_missing(list(colab_packages))
+    dev = pick_device(device)
+    profile = resolve_profile(profile, dev)
+    if path_to_checkpoint is None:
+        suffix = lab if profile == "full" else f"{lab}-{profile}"
+        root = checkpoint_root(colab)
+        if colab and str(root).startswith(str(DRIVE_MOUNT)):
+            _mount_drive()  # only when checkpoints really go to Drive
+        path_to_checkpoint = root / suffix
+    if output_dir is None:
+        output_dir = Path(os.environ.get("GANLAB_OUTPUT") or "outputs") / f"{lab}-{profile}"
+    env = LabEnv(
+        lab=lab,
+        profile=profile,
+        device=dev,
+        path_to_checkpoint=Path(path_to_checkpoint).expanduser().resolve(),
+        output_dir=Path(output_dir).expanduser().resolve(),
+        colab=colab,
+    )
+    env.path_to_checkpoint.mkdir(parents=True, exist_ok=True)
+    env.output_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Profile: {profile}   checkpoints: {env.path_to_checkpoint}   figures: {env.output_dir}")
+    return env
+
+
+def release_info() -> str:
+    """The pinned release the Colab bootstrap cell fetches."""
+    return f"{REPO_URL}@{REPO_TAG}"

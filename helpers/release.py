@@ -1,0 +1,8 @@
+"""The one place that pins the release Colab fetches.
+
+The first cell of every notebook repeats these two values (it runs before the repository is
+on disk, so it cannot import them); ``tests/test_notebooks_meta.py`` checks they agree.
+"""
+
+REPO_URL = "https://github.com/gan-lab/gan-lab.git"
+REPO_TAG = "v0.1.0"

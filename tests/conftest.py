@@ -1,0 +1,33 @@
+"""Test settings: offline data from ../shared/data (or $GANLAB_DATA), scratch folders per test."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+if not os.environ.get("GANLAB_DATA") and (REPO_ROOT.parent / "shared" / "data").is_dir():
+    os.environ["GANLAB_DATA"] = str(REPO_ROOT.parent / "shared" / "data")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("GANLAB_OFFLINE", "1")  # tests never reach for the network
+
+
+@pytest.fixture
+def data_root() -> Path:
+    """The folder that holds MNIST/raw and FashionMNIST/raw (read-only in CI)."""
+    root = Path(os.environ["GANLAB_DATA"])
+    if not (root / "MNIST" / "raw").is_dir():
+        pytest.fail(f"GANLAB_DATA={root} has no MNIST/raw; see data_README.md")
+    return root
+
+
+@pytest.fixture
+def lab_dirs(tmp_path, monkeypatch) -> dict:
+    """Checkpoint and output folders in tmp_path, so no test touches a real run."""
+    dirs = {"checkpoints": tmp_path / "checkpoints", "outputs": tmp_path / "outputs"}
+    monkeypatch.setenv("GANLAB_CHECKPOINTS", str(dirs["checkpoints"]))
+    monkeypatch.setenv("GANLAB_OUTPUT", str(dirs["outputs"]))
+    return dirs
