@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Done in {time.perf_counter() - started:.0f} s.")
     print(f"Executed notebook: {dst}")
     print(f"Figures and sample grids (PNG): {out_dir}")
-    for png in sorted(out_dir.glob("samples*.png"))[-3:]:
-        print(f"  {png}")
+    epochs = sorted(out_dir.glob("samples_epoch_*.png"))
+    if epochs:
+        print(f"Samples after the last epoch: {epochs[-1]}")
     return 0
 
 
