@@ -1,0 +1,398 @@
+"""Student templates, generated from the solution notebooks: one source of truth.
+
+    python -m helpers.templates            # write templates/<notebook>.ipynb for every lab notebook
+    python -m helpers.templates --check    # exit 1, naming the file, when a template is stale (CI)
+
+Every ``*.ipynb`` at the repository root is a solution notebook. Its template is the same notebook
+with these changes and no others:
+
+* each nbgrader solution region (``### BEGIN SOLUTION`` ... ``### END SOLUTION`` in a code cell) is
+  replaced, at the indentation of its ``BEGIN`` line, by a TODO block::
+
+      ##TODO## TODO 3 (the two loss functions): write the body of `g_loss_bce`: <its docstring>
+      # YOUR CODE HERE
+      raise NotImplementedError()
+
+  The text after ``##TODO##`` says what to implement. An author who wants to word it writes a
+  comment line ``# TODO: <text>`` (continued by further comment lines) right after
+  ``### BEGIN SOLUTION``; otherwise it is built from the notebook itself: the nearest ``TODO``
+  heading in the markdown above the cell, the function or class the region sits in with the first
+  line of its docstring, and the names the region must define for the code around it (the
+  attributes an ``__init__`` sets, the variables a function uses after the region, the names a
+  top-level region assigns). In markdown cells a region becomes ``YOUR ANSWER HERE``;
+* ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` regions are removed, markers included;
+* outputs and execution counts are cleared, and so are Colab-only metadata (notebook ``colab``,
+  ``widgets``, ``gpuClass``; cell ``colab``, ``id``, ``outputId``, ``executionInfo``,
+  ``cellView``) and nbclient's per-cell ``execution`` timings; ``accelerator``, ``kernelspec`` and
+  ``language_info`` stay;
+* a markdown note at the top says which solution it was generated from and by what command.
+
+Cell ids are kept (cells without one get ``cell-<index>``), and the file is written the way
+``nbformat.write`` writes it, so the output depends only on the solution notebook: generating
+twice gives the same bytes, and ``--check`` compares bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR_NAME = "templates"
+NOTE_CELL_ID = "template-note"
+TODO_MARK = "##TODO##"
+
+# Short lab names (used by setup_lab, the checks and the grader) and their solution notebooks.
+LAB_NOTEBOOKS = {"vanilla": "lab8_vanilla.ipynb", "cwgan": "lab8_cwgan.ipynb", "malaria": "dcgan_malaria.ipynb"}
+
+# Metadata Colab writes that means nothing elsewhere (a solution notebook must not carry it either).
+COLAB_NOTEBOOK_KEYS = ("colab", "widgets", "gpuClass")
+COLAB_CELL_KEYS = ("colab", "id", "outputId", "executionInfo", "cellView")
+# Metadata a run leaves behind (nbclient's timings): fine in a solution, dropped with the outputs.
+RUN_CELL_KEYS = ("execution",)
+
+_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+\s*BEGIN SOLUTION\s*$")
+_END = re.compile(r"^[ \t]*#+\s*END SOLUTION\s*$")
+_BEGIN_HIDDEN = re.compile(r"^[ \t]*#+\s*BEGIN HIDDEN TESTS\s*$")
+_END_HIDDEN = re.compile(r"^[ \t]*#+\s*END HIDDEN TESTS\s*$")
+_AUTHOR_TODO = re.compile(r"^#\s*TODO:\s*(?P<text>.*)$")
+_TODO_HEADING = re.compile(r"^#+\s*(?P<text>TODO\b.*?)\s*$", re.MULTILINE)
+
+
+class TemplateError(ValueError):
+    """A solution notebook whose regions cannot be turned into a template (the message says where)."""
+
+
+def lab_notebooks(root: str | Path = REPO_ROOT) -> list[Path]:
+    """The solution notebooks: every ``*.ipynb`` directly in ``root``, sorted by name."""
+    return sorted(p for p in Path(root).glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
+
+
+def template_path(solution: str | Path, root: str | Path | None = None) -> Path:
+    """Where the template of ``solution`` goes: ``<root>/templates/<solution name>``."""
+    solution = Path(solution)
+    return Path(root or solution.parent) / TEMPLATE_DIR_NAME / solution.name
+
+
+def colab_metadata(nb: nbformat.NotebookNode) -> list[str]:
+    """The Colab-only metadata keys ``nb`` carries, as ``"metadata.colab"``/``"cell 3: metadata.id"``."""
+    found = [f"metadata.{k}" for k in COLAB_NOTEBOOK_KEYS if k in nb.metadata]
+    for i, cell in enumerate(nb.cells):
+        found += [f"cell {i}: metadata.{k}" for k in COLAB_CELL_KEYS if k in cell.get("metadata", {})]
+    return found
+
+
+# ----------------------------------------------------------------------------- describing a region
+def _todo_heading(cells: list, index: int) -> str | None:
+    """The last ``TODO ...`` heading in the markdown cells above cell ``index``."""
+    for cell in reversed(cells[:index]):
+        if cell.cell_type == "markdown":
+            found = _TODO_HEADING.findall(cell.source)
+            if found:
+                return found[-1]
+    return None
+
+
+def _enclosing_defs(tree: ast.AST | None, line: int) -> tuple[ast.ClassDef | None, ast.FunctionDef | None]:
+    """The innermost function containing 1-based ``line``, and the class that function belongs to."""
+    if tree is None:
+        return None, None
+    best_def, best_cls = None, None
+
+    def visit(node: ast.AST, cls: ast.ClassDef | None) -> None:
+        nonlocal best_def, best_cls
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if not child.lineno <= line <= (child.end_lineno or child.lineno):
+                    continue
+                if isinstance(child, ast.ClassDef):
+                    visit(child, child)
+                    continue
+                best_def, best_cls = child, cls
+                visit(child, None)
+            else:
+                visit(child, cls)
+
+    visit(tree, None)
+    return best_cls, best_def
+
+
+def _first_doc_line(node: ast.AST | None) -> str:
+    doc = ast.get_docstring(node) if node is not None else None
+    return doc.strip().splitlines()[0].strip() if doc else ""
+
+
+def _assigned(region: list[str]) -> tuple[list[str], list[str]]:
+    """Names and ``self.`` attributes the region's statements assign, in order of appearance."""
+    try:
+        tree = ast.parse(textwrap.dedent("\n".join(region)))
+    except SyntaxError:
+        return [], []
+    names: list[str] = []
+    attrs: list[str] = []
+    for node in ast.walk(tree):
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.col_offset == 0:
+            names.append(node.name)
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    names.append(sub.id)
+                elif (isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name)
+                      and sub.value.id == "self" and isinstance(sub.ctx, ast.Store)):
+                    attrs.append(f"self.{sub.attr}")
+    return list(dict.fromkeys(names)), list(dict.fromkeys(attrs))
+
+
+def _loaded_names(lines: list[str]) -> set[str]:
+    """Names the code in ``lines`` reads (string contents and attribute names do not count)."""
+    text = textwrap.dedent("\n".join(lines))
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:  # not a complete block: fall back to words outside quotes
+        return set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", re.sub(r"(['\"]).*?\1", "", text)))
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _quote(items: list[str]) -> str:
+    return ", ".join(f"`{x}`" for x in items)
+
+
+def _describe(lines: list[str], begin: int, end: int, tree: ast.AST | None, heading: str | None) -> str:
+    """What the region ``lines[begin+1:end]`` asks for, as one sentence or two (see module doc)."""
+    region = lines[begin + 1:end]
+    author: list[str] = []
+    if region and _AUTHOR_TODO.match(region[0].strip()):
+        author.append(_AUTHOR_TODO.match(region[0].strip()).group("text"))
+        for line in region[1:]:
+            if not line.strip().startswith("#"):
+                break
+            author.append(line.strip().lstrip("#").strip())
+    if author:
+        what = " ".join(t for t in author if t)
+    else:
+        cls, func = _enclosing_defs(tree, begin + 1)
+        names, attrs = _assigned(region)
+        if func is not None and func.name == "__init__" and cls is not None:
+            what = f"create the layers of `{cls.name}`"
+            doc = _first_doc_line(func) or _first_doc_line(cls)
+            what += f" ({doc.rstrip('.')})" if doc else ""
+            what += f"; the solution stores them as {_quote(attrs)}." if attrs else "."
+        elif func is not None:
+            qual = f"{cls.name}.{func.name}" if cls is not None else func.name
+            doc = _first_doc_line(func) or (_first_doc_line(cls) if func.name == "forward" else "")
+            what = f"write the body of `{qual}`" + (f": {doc}" if doc else "")
+            what += "" if what.endswith(".") else "."
+            loaded = _loaded_names(lines[end + 1:(func.end_lineno or len(lines))])
+            used = [n for n in names if n in loaded]
+            if used:
+                what += f" Set {_quote(used)}: the code below uses them."
+        else:
+            what = f"define {_quote(names)}." if names else "write the code for this step."
+    if heading:
+        number, _, title = heading.partition(":")
+        prefix = f"{number.strip()} ({title.strip()})" if title.strip() else number.strip()
+        return f"{prefix}: {what}"
+    return what[:1].upper() + what[1:]
+
+
+def _todo_block(indent: str, description: str) -> list[str]:
+    wrapped = textwrap.wrap(description, width=max(40, 99 - len(indent) - len(TODO_MARK) - 1),
+                            break_long_words=False, break_on_hyphens=False)
+    block = [f"{indent}{TODO_MARK} {wrapped[0]}"] + [f"{indent}#   {w}" for w in wrapped[1:]]
+    return block + [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
+
+
+# ----------------------------------------------------------------------------- cells and notebooks
+def _remove_hidden_tests(lines: list[str], where: str) -> list[str]:
+    out: list[str] = []
+    hidden = False
+    for line in lines:
+        if _BEGIN_HIDDEN.match(line):
+            if hidden:
+                raise TemplateError(f"{where}: BEGIN HIDDEN TESTS inside another hidden-tests region.")
+            hidden = True
+        elif _END_HIDDEN.match(line):
+            if not hidden:
+                raise TemplateError(f"{where}: END HIDDEN TESTS without a BEGIN HIDDEN TESTS above it.")
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    if hidden:
+        raise TemplateError(f"{where}: BEGIN HIDDEN TESTS is never closed by END HIDDEN TESTS.")
+    return out
+
+
+def _solution_regions(lines: list[str], where: str) -> list[tuple[int, int]]:
+    """``(begin, end)`` line indices of every solution region; unmatched markers raise."""
+    regions: list[tuple[int, int]] = []
+    begin = None
+    for i, line in enumerate(lines):
+        if _BEGIN.match(line):
+            if begin is not None:
+                raise TemplateError(f"{where}, line {i + 1}: BEGIN SOLUTION inside another solution region.")
+            begin = i
+        elif _END.match(line):
+            if begin is None:
+                raise TemplateError(f"{where}, line {i + 1}: END SOLUTION without a BEGIN SOLUTION above it.")
+            regions.append((begin, i))
+            begin = None
+    if begin is not None:
+        raise TemplateError(f"{where}, line {begin + 1}: BEGIN SOLUTION is never closed by END SOLUTION.")
+    return regions
+
+
+def template_source(source: str, cell_type: str, heading: str | None = None, where: str = "cell") -> str:
+    """One cell's source with hidden tests removed and each solution region replaced (see module doc).
+
+    Args:
+        source: the solution cell's source.
+        cell_type: ``"code"`` or ``"markdown"``.
+        heading: the ``TODO ...`` heading above the cell, used in the description.
+        where: names the cell in error messages.
+
+    Returns:
+        The template cell's source.
+    """
+    lines = _remove_hidden_tests(source.split("\n"), where)
+    regions = _solution_regions(lines, where)
+    if not regions:
+        return "\n".join(lines)
+    try:
+        tree = ast.parse("\n".join(lines)) if cell_type == "code" else None
+    except SyntaxError:  # IPython magics and the like: describe without the syntax tree
+        tree = None
+    out: list[str] = []
+    pos = 0
+    for begin, end in regions:
+        out += lines[pos:begin]
+        indent = _BEGIN.match(lines[begin]).group("indent")
+        if cell_type == "code":
+            out += _todo_block(indent, _describe(lines, begin, end, tree, heading))
+        else:
+            out.append(f"{indent}YOUR ANSWER HERE")
+        pos = end + 1
+    out += lines[pos:]
+    return "\n".join(out)
+
+
+def make_template(solution: nbformat.NotebookNode, solution_name: str) -> nbformat.NotebookNode:
+    """The student template of a solution notebook (a new notebook; ``solution`` is not changed).
+
+    Args:
+        solution: the solution notebook (nbformat 4).
+        solution_name: its file name, quoted in the note at the top.
+
+    Returns:
+        The template notebook.
+    """
+    nb = copy.deepcopy(solution)
+    nb.nbformat, nb.nbformat_minor = 4, max(5, int(nb.get("nbformat_minor", 5)))
+    for key in COLAB_NOTEBOOK_KEYS:
+        nb.metadata.pop(key, None)
+    used_ids = {c.get("id") for c in solution.cells}
+    for i, cell in enumerate(nb.cells):
+        where = f"{solution_name}, cell {i}"
+        for key in COLAB_CELL_KEYS + RUN_CELL_KEYS:
+            cell.metadata.pop(key, None)
+        if not cell.get("id"):
+            cell["id"] = f"cell-{i}"
+            if cell["id"] in used_ids:
+                raise TemplateError(f"{where}: has no id, and cell-{i} is taken by another cell.")
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        if cell.cell_type in ("code", "markdown"):
+            cell.source = template_source(cell.source, cell.cell_type, _todo_heading(solution.cells, i), where)
+    if NOTE_CELL_ID in used_ids:
+        raise TemplateError(f"{solution_name}: the cell id {NOTE_CELL_ID!r} is reserved for the template note.")
+    note = nbformat.v4.new_markdown_cell(
+        f"> **Student version.** Generated from `{solution_name}` by `python -m helpers.templates` "
+        f"— do not edit this file in the repository: edit `{solution_name}` and run the command again.\n"
+        f">\n"
+        f"> Students: write your code where a cell says `{TODO_MARK}`, replacing the "
+        f"`raise NotImplementedError()` line; the cell right after each TODO checks your code at once."
+    )
+    note["id"] = NOTE_CELL_ID
+    nb.cells.insert(0, note)
+    nbformat.validate(nb)
+    return nb
+
+
+def render_template(solution_path: str | Path) -> str:
+    """The exact text of ``solution_path``'s template (what ``nbformat.write`` would write)."""
+    solution_path = Path(solution_path)
+    solution = nbformat.read(solution_path, as_version=4)
+    text = nbformat.writes(make_template(solution, solution_path.name))
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_templates(root: str | Path = REPO_ROOT) -> list[Path]:
+    """Write ``templates/<name>.ipynb`` for every lab notebook in ``root``; return the paths written."""
+    written = []
+    for solution in lab_notebooks(root):
+        dst = template_path(solution, root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(render_template(solution).encode("utf-8"))
+        written.append(dst)
+    return written
+
+
+def stale_templates(root: str | Path = REPO_ROOT) -> list[str]:
+    """One line per template that is missing, differs from what would be generated, or has no solution."""
+    root = Path(root)
+    problems = []
+    solutions = lab_notebooks(root)
+    for solution in solutions:
+        dst = template_path(solution, root)
+        rel = dst.relative_to(root)
+        if not dst.is_file():
+            problems.append(f"{rel}: missing (template of {solution.name})")
+        elif dst.read_bytes() != render_template(solution).encode("utf-8"):
+            problems.append(f"{rel}: stale, differs from what {solution.name} generates")
+    names = {s.name for s in solutions}
+    for extra in sorted((root / TEMPLATE_DIR_NAME).glob("*.ipynb")):
+        if extra.name not in names:
+            problems.append(f"{extra.relative_to(root)}: no solution notebook {extra.name} at the root")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a template is stale")
+    parser.add_argument("--root", default=str(REPO_ROOT), help="folder holding the solution notebooks")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    if not lab_notebooks(root):
+        parser.error(f"no notebooks (*.ipynb) in {root}")
+    try:
+        if args.check:
+            problems = stale_templates(root)
+            for line in problems:
+                print(f"STALE {line}", file=sys.stderr)
+            if problems:
+                print("Run `python -m helpers.templates` and commit the templates.", file=sys.stderr)
+                return 1
+            print(f"Templates are up to date ({len(lab_notebooks(root))} notebooks).")
+            return 0
+        for path in write_templates(root):
+            print(f"wrote {path.relative_to(root)}")
+        return 0
+    except TemplateError as err:
+        print(f"ERROR {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
