@@ -191,6 +191,68 @@ def check_generate(generate: Callable, shape: tuple[int, int] = (28, 28), **kwar
     _ok("generate")
 
 
+def check_train_step(train_step: Callable, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer,
+                     opt_D: torch.optim.Optimizer, *batch: torch.Tensor) -> None:
+    """One call of ``train_step(*batch)``: each optimizer owns its network, the D step leaves G alone.
+
+    Works for every lab's unrolled step (one or several D steps, then a G step). The networks, the
+    optimizers and the random state are restored afterwards, so calling the check changes nothing.
+    """
+    for opt, net, name, net_name in ((opt_G, G, "opt_G", "G"), (opt_D, D, "opt_D", "D")):
+        owned = {id(p) for group in opt.param_groups for p in group["params"]}
+        if owned != {id(p) for p in net.parameters()}:
+            _fail(f"{name} does not optimise exactly the parameters of {net_name}.",
+                  f"build it from {net_name}.parameters() only: each step must change only the network it trains.")
+    import copy
+
+    saved = [copy.deepcopy(x.state_dict()) for x in (G, D, opt_G, opt_D)]
+    modes = (G.training, D.training)
+    rng = torch.random.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    events: list[str] = []
+    leaked: list[bool] = []
+
+    def before_d_step(*_):
+        if "G" not in events:  # the D step comes first: G's weights must have no gradient yet
+            leaked.append(any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in G.parameters()))
+        events.append("D")
+
+    hooks = [opt_D.register_step_pre_hook(before_d_step),
+             opt_G.register_step_pre_hook(lambda *_: events.append("G"))]
+    G.zero_grad(set_to_none=True)
+    D.zero_grad(set_to_none=True)
+    detach_hint = ("score the fakes with D(x_fake.detach()) in the D step, so that loss_D.backward() stops at the "
+                   "fakes and never reaches G's weights.")
+    try:
+        try:
+            train_step(*batch)
+        except NotImplementedError:
+            raise
+        except Exception as err:  # noqa: BLE001 - explain the likely cause
+            if any(leaked):
+                _fail(f"the D step computed gradients for G's weights, then train_step failed: {type(err).__name__}: {err}",
+                      detach_hint)
+            _fail(f"train_step failed: {type(err).__name__}: {err}", "follow the two steps of the TODO in order.")
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for obj, state in zip((G, D, opt_G, opt_D), saved):
+            obj.load_state_dict(state)
+        G.train(modes[0])
+        D.train(modes[1])
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+        torch.random.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    if "D" not in events or "G" not in events:
+        missing = " and ".join(n for n, k in (("opt_D.step()", "D"), ("opt_G.step()", "G")) if k not in events)
+        _fail(f"train_step never called {missing}.", "each step ends with zero_grad, backward, then the optimizer's step().")
+    if any(leaked):
+        _fail("the D step computed gradients for G's weights (loss_D reached G).", detach_hint)
+    _ok("train step")
+
+
 # ----------------------------------------------------------------------------- cwgan lab
 # Checks for lab8_cwgan.ipynb (conditional WGAN-GP on Fashion-MNIST). Expected numbers come
 # from helpers/check_data/cwgan.json; the fixed inputs below are plain formulas, nothing secret.
@@ -400,7 +462,14 @@ def check_generate_conditional(generate: Callable, class_names: tuple[str, ...])
             _fail(f"generate(3, {c}) returned values in [{a.min():.3f}, {a.max():.3f}], expected [0, 1].",
                   "map the tanh output from [-1, 1] to [0, 1] with to_unit_images.")
         for alias in (name, name.upper()):
-            if not np.array_equal(generate(3, alias, seed=0), a):
+            try:
+                by_name = generate(3, alias, seed=0)
+            except NotImplementedError:
+                raise
+            except Exception as err:  # noqa: BLE001 - say what went wrong
+                _fail(f"generate(3, {alias!r}, seed=0) raised {type(err).__name__}: {err}",
+                      "accept class names in any case: turn c into an index with class_index(c) first.")
+            if not np.array_equal(by_name, a):
                 _fail(f"generate(3, {alias!r}, seed=0) differs from generate(3, {c}, seed=0).",
                       "turn a class name into its index first (class_index(c)), case-insensitively.")
     if not np.array_equal(generate(4, 1, seed=5), generate(4, 1, seed=5)):
@@ -539,7 +608,11 @@ def check_malaria_generator(generator_cls: Callable[..., nn.Module]) -> None:
         _check_layout(G, f"generator_{size}", "Generator")
     G = _fixed_weights(_build(generator_cls, 32, "Generator"))
     with torch.no_grad():
+        x_big = G(_fixed_input((2, 100), 1) * 100)  # large activations: only a final tanh keeps them in [-1, 1]
         x = G(_fixed_input((2, 100), 1) * 2)
+    if x_big.min() < -1 - 1e-6 or x_big.max() > 1 + 1e-6:
+        _fail(f"G(z) gives values in [{x_big.min():.3f}, {x_big.max():.3f}] for large z, outside [-1, 1].",
+              "end the generator with nn.Tanh(): the patches are scaled to [-1, 1].")
     want = expected("malaria")["outputs"]["generator_32"]
     _compare_values("G(z) under fixed weights (sampled pixels)", x.flatten()[:: max(1, x.numel() // 64)][:64],
                     want["sample"], "check the order of the layers: Linear -> view (B, 128, 4, 4) -> BatchNorm2d -> "
@@ -676,3 +749,52 @@ def check_stage_loss(stage_loss: Callable) -> None:
     if not loss.requires_grad:
         _fail("stage_loss_bce does not carry gradients back to the logits.", "compute it with torch operations.")
     _ok("classification loss")
+
+
+def check_grad_cam(grad_cam: Callable) -> None:
+    """GradCAM on a tiny model whose maps are known in closed form.
+
+    The probe model's feature maps are A^0 = x and A^1 = -x (a 1x1 convolution), and output c is
+    a weighted sum of one feature map over all positions, so dy_c/dA is constant: target 0 gives
+    alpha = (1, 0) and the map relu(x); targets 1 and 2 give maps proportional to relu(-x).
+    """
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Conv2d(1, 2, kernel_size=1, bias=False)   # (B, 2, 4, 4): x and -x
+            self.head = nn.Linear(2 * 4 * 4, 3, bias=False)
+            with torch.no_grad():
+                self.features.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+                w = torch.zeros(3, 2, 16)
+                w[0, 0], w[1, 1], w[2, 0] = 1.0, 2.0, -1.0
+                self.head.weight.copy_(w.view(3, 32))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.features(x).flatten(1))                 # (B, 3)
+
+    model = Probe().train()
+    x = torch.linspace(-1, 1, 3 * 16).view(3, 1, 4, 4)[torch.tensor([2, 0, 1])]
+
+    def unit(m: torch.Tensor) -> torch.Tensor:
+        low, high = m.amin(dim=(1, 2), keepdim=True), m.amax(dim=(1, 2), keepdim=True)
+        return (m - low) / (high - low).clamp_min(1e-7)
+
+    pos, neg = unit(torch.relu(x[:, 0])), unit(torch.relu(-x[:, 0]))
+    for target, want, what in ((0, pos, "target 0 (map relu(x))"), (1, neg, "target 1 (map relu(-x))"),
+                               (torch.tensor([0, 2, 1]), torch.stack([pos[0], neg[1], neg[2]]), "one target per image")):
+        cams = grad_cam(model, model.features, x, target)
+        if not torch.is_tensor(cams) or tuple(cams.shape) != (3, 4, 4):
+            _fail(f"grad_cam returned {getattr(cams, 'shape', type(cams).__name__)} for 3 images of 4x4, expected (3, 4, 4).",
+                  "sum the weighted maps over channels, upsample to the input size and drop the channel axis.")
+        if cams.requires_grad:
+            _fail("grad_cam returns a tensor that still requires grad.", "detach the activation before building the map.")
+        err = float((cams.float() - want).abs().max())
+        if err > 1e-5:
+            _fail(f"grad_cam for {what} differs from the known map by up to {err:.4f}.",
+                  "alpha_k is the mean of dy_c/dA^k over positions; the map is ReLU(sum_k alpha_k A^k), "
+                  "then min-max scaled per image. Explain the target's logit, not the sum of all outputs.")
+    if not model.training:
+        _fail("grad_cam left the model in eval mode.", "restore the previous mode with model.train(was_training).")
+    if any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters()):
+        _fail("grad_cam filled the parameters' .grad.", "backpropagate only to the activation: y.backward(inputs=[A]).")
+    _ok("GradCAM")

@@ -289,9 +289,9 @@ def test_train_step_wrong_optimizers_fail():
 
 
 # ============================================================================ cwgan
-def _cwgan_expected_or_skip():
+def _require_cwgan_checks():
     if not (checks.CHECK_DATA / "cwgan.json").is_file() or not hasattr(checks, "check_gradient_penalty"):
-        pytest.skip("the cwgan checks are not there yet")
+        pytest.fail("helpers/check_data/cwgan.json or the cwgan checks are missing")
 
 
 def get_grad_function(critic, x_hat, y):
@@ -316,13 +316,13 @@ def _penalty(critic, x_real, x_fake, y, lambda_gp=10.0, epsilon=None, *, at="int
 
 
 def test_cwgan_gradient_penalty_correct_passes(capsys):
-    _cwgan_expected_or_skip()
+    _require_cwgan_checks()
     checks.check_gradient_penalty(_penalty)
     assert "✓ gradient penalty: passed" in capsys.readouterr().out
 
 
 def test_cwgan_gradient_penalty_wrong_answers_fail():
-    _cwgan_expected_or_skip()
+    _require_cwgan_checks()
     name = "get_gradient_regularisation(...) with lambda_gp = 10"
     _fails(checks.check_gradient_penalty, lambda *a, **k: _penalty(*a, **k, at="real"), match=name)
     _fails(checks.check_gradient_penalty, lambda *a, **k: _penalty(*a, **k, norm="dim1"), match=name)
@@ -332,7 +332,7 @@ def test_cwgan_gradient_penalty_wrong_answers_fail():
 
 
 def test_cwgan_wasserstein_losses():
-    _cwgan_expected_or_skip()
+    _require_cwgan_checks()
     g_ok = lambda s_fake: -s_fake.mean()  # noqa: E731
     d_ok = lambda s_fake, s_real: s_fake.mean() - s_real.mean()  # noqa: E731
     checks.check_wgan_losses(g_ok, d_ok)
@@ -346,7 +346,7 @@ def test_cwgan_wasserstein_losses():
 @pytest.mark.xfail(reason="check_wgan_losses reads .requires_grad of the returned float: AttributeError, "
                           "not CheckFailed (fixed the same way in check_vanilla_losses)")
 def test_cwgan_loss_returning_a_float_fails():
-    _cwgan_expected_or_skip()
+    _require_cwgan_checks()
     _fails(checks.check_wgan_losses, lambda s: -s.mean(), lambda f, r: (f.mean() - r.mean()).item(), match="gradients")
 
 
@@ -380,7 +380,7 @@ class _Critic(nn.Module):
 
 
 def test_cwgan_networks_and_conditioning():
-    _cwgan_expected_or_skip()
+    _require_cwgan_checks()
     checks.check_cwgan_generator(_CwganGenerator)
     _fails(checks.check_cwgan_generator, lambda d: _CwganGenerator(d, conditioned=False), match="class 2 and class 7")
     checks.check_critic(_Critic)
@@ -399,13 +399,13 @@ def test_cwgan_networks_and_conditioning():
 
 
 # ============================================================================ malaria
-def _malaria_expected_or_skip():
+def _require_malaria_checks():
     if not (checks.CHECK_DATA / "malaria.json").is_file() or not hasattr(checks, "check_lsgan_losses"):
-        pytest.skip("the malaria checks are not there yet")
+        pytest.fail("helpers/check_data/malaria.json or the malaria checks are missing")
 
 
 def test_malaria_losses():
-    _malaria_expected_or_skip()
+    _require_malaria_checks()
     d_ok = lambda r, f: 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean()  # noqa: E731
     g_ok = lambda f: ((f - 1) ** 2).mean()  # noqa: E731
     checks.check_lsgan_losses(d_ok, g_ok)

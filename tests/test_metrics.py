@@ -228,7 +228,7 @@ def test_inception_fid_skips_without_weights(tmp_path, monkeypatch):
 
 def test_inception_fid_runs_with_local_weights(tmp_path, monkeypatch):
     """The Colab path, without the real weights: a random Inception, 64-d features."""
-    pytest.importorskip("torch_fidelity")
+    import torch_fidelity  # noqa: F401 - torchmetrics builds its Inception from it (requirements.txt)
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     weights = tmp_path / "inception.pth"

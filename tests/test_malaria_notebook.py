@@ -1,0 +1,111 @@
+"""Lab 3 notebook, executed headlessly top to bottom in the smoke profile on the real sample, then
+its saved models run through the stand-alone malaria_test.py from the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+import numpy as np
+
+from helpers.run_notebook import execute_notebook
+
+from lab3_support import NOTEBOOK, REPO, sample_root
+
+PROBE = r'''
+import json
+import numpy as np
+from PIL import Image
+a = generate(3, seed=1, generator=G_mt)
+assert a.shape == (3, 3, cfg.image_size, cfg.image_size) and a.dtype == np.float32
+patch = np.asarray(Image.open(patch_png).convert("RGB"))                     # what the script will read
+x = torch.from_numpy(patch.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+with eval_mode(D_mt):
+    score, probs = D_mt(x.to(device))
+print("PROBE-RESULT " + json.dumps({
+    "data": str(DATA_PATH), "profile": env.profile,
+    "epochs": [len(history["epoch_end"]), len(history_mt["epoch_end"])],
+    "iters": [len(history["loss_G"]), len(history_mt["loss_G"])],
+    "val_f1_epochs": len(history_mt["val/f1"]), "train_loss_epochs": len(history_mt["train/loss"]),
+    "n_train": len(x_train), "n_val": len(x_val),
+    "models": {k: str(p) for k, (_, p) in saved.items()}, "patch": str(patch_png),
+    "probs": probs[0].tolist(), "score": score.item(),
+    "experiments": [r.name for r in results.runs],
+}))
+'''
+
+EXPECTED_FIGURES = (
+    "real_patches_stages.png", "real_patches_no_stage.png",
+    "samples_epoch_001.png", "samples_epoch_002.png", "samples_multitask_epoch_002.png",
+    "loss_G.png", "loss_D.png", "multitask_loss_G.png", "multitask_loss_D.png", "generate_64.png",
+    "checkerboard_zoom.png", "classification_curves.png", "f1_per_stage.png", "gallery_val.png", "gallery_train.png",
+    "gradcam.png", "samples_old_vs_new.png", "weights_D_first.png", "weights_G_last.png",
+    "weights_D_multitask_first.png", "experiment_base_losses.png", "experiment_batch_size.png",
+    "experiment_optimizer.png", "experiment.md", "experiment.csv",
+)
+
+
+def _probe_result(nb) -> dict:
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            m = re.search(r"PROBE-RESULT (.*)", out.get("text", ""))
+            if m:
+                return json.loads(m.group(1))
+    raise AssertionError("the probe cell printed nothing")
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "malaria_test.py", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+
+
+def test_notebook_runs_in_smoke_profile_and_its_models_work_in_malaria_test(lab_dirs, tmp_path):
+    sample = sample_root()  # fails (never skips) without the real sample
+    nb = execute_notebook(NOTEBOOK, "smoke", timeout=300, extra_cells=[PROBE],
+                          env={"GANLAB_DATA": str(sample.parent), "GANLAB_MALARIA_DATA": ""})
+    res = _probe_result(nb)
+    assert res["data"] == str(sample) and res["profile"] == "smoke"
+    assert res["epochs"] == [2, 2] and res["iters"] == [4, 4]
+    assert res["val_f1_epochs"] == 2 and res["train_loss_epochs"] == 2
+    assert res["n_train"] > 9 and res["n_val"] > 3  # the 12 stage cells of the sample plus stage-free cells
+    assert res["experiments"][0] == "base" and len(res["experiments"]) >= 3
+
+    out = lab_dirs["outputs"] / "malaria-smoke"
+    missing = [name for name in EXPECTED_FIGURES if not (out / name).is_file()]
+    assert not missing, missing
+    ckpt = lab_dirs["checkpoints"] / "malaria-smoke"
+    assert (ckpt / "task1" / "last.pt").is_file() and (ckpt / "task2" / "best.pt").is_file()
+    assert sorted(p.name for p in (ckpt / "models").iterdir()) == ["D.pt", "D_multitask.pt", "G.pt", "G_multitask.pt"]
+
+    # The notebook's own weights, from the command line: stage probabilities of the saved patch ...
+    run = _script("multitask", res["models"]["multitask"], res["patch"])
+    assert run.returncode == 0, run.stderr
+    printed = dict(re.findall(r"^\s+(ring|trophozoite|schizont|gametocyte)\s+([0-9.]+)", run.stdout, re.M))
+    assert list(printed) == ["ring", "trophozoite", "schizont", "gametocyte"]
+    assert np.allclose([float(v) for v in printed.values()], res["probs"], atol=2e-4)
+    assert float(re.search(r"score\s+(-?[0-9.]+)", run.stdout).group(1)) == np.round(res["score"], 4)
+    # ... and generated patches.
+    run = _script("generator", res["models"]["generator_mt"], "3", "--out", str(tmp_path / "gen"))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
+        "generated_000.png", "generated_001.png", "generated_002.png", "grid.png"]
+
+
+def test_committed_notebook_is_clean_and_complete():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("accelerator") == "GPU" and "colab" not in nb.metadata
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and all(f"{name} =" in params[0].source for name in ("PROFILE", "SEED", "DATA_PATH"))
+    sources = "\n".join(c.source for c in nb.cells)
+    for name in ("class Generator(", "class Discriminator(", "class MultiTaskDiscriminator(", "def lsgan_d_loss(",
+                 "def lsgan_g_loss(", "def stage_loss_bce(", "opt_G =", "opt_D =", "def train_step(",
+                 "def generate(", 'setup_lab("malaria"', "save_model(", "load_model(", "malaria_test.py",
+                 "run_experiments(", "grad_cam("):
+        assert name in sources, name
+    assert "helpers.losses" not in sources  # student code is not importable from helpers
+    assert sources.count("### BEGIN SOLUTION") == sources.count("### END SOLUTION") >= 9
