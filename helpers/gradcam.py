@@ -21,13 +21,11 @@ in-place activation (``LeakyReLU(inplace=True)``) follows the layer, and student
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 
 def overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:

@@ -3,7 +3,6 @@ its saved models run through the stand-alone malaria_test.py from the command li
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import nbformat
 import numpy as np
 
 from helpers.run_notebook import execute_notebook
+from nbprobe import probe_result
 
 from lab3_support import NOTEBOOK, REPO, sample_root
 
@@ -48,13 +48,6 @@ EXPECTED_FIGURES = (
 )
 
 
-def _probe_result(nb) -> dict:
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            m = re.search(r"PROBE-RESULT (.*)", out.get("text", ""))
-            if m:
-                return json.loads(m.group(1))
-    raise AssertionError("the probe cell printed nothing")
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
@@ -66,7 +59,7 @@ def test_notebook_runs_in_smoke_profile_and_its_models_work_in_malaria_test(lab_
     sample = sample_root()  # fails (never skips) without the real sample
     nb = execute_notebook(NOTEBOOK, "smoke", timeout=300, extra_cells=[PROBE],
                           env={"GANLAB_DATA": str(sample.parent), "GANLAB_MALARIA_DATA": ""})
-    res = _probe_result(nb)
+    res = probe_result(nb)
     assert res["data"] == str(sample) and res["profile"] == "smoke"
     assert res["epochs"] == [2, 2] and res["iters"] == [4, 4]
     assert res["val_f1_epochs"] == 2 and res["train_loss_epochs"] == 2

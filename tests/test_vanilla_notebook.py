@@ -1,12 +1,9 @@
 """The vanilla lab, executed headlessly top to bottom in the smoke profile, then probed."""
 
-import json
-import re
-
 import nbformat
-import pytest
 
 from helpers.run_notebook import execute_notebook
+from nbprobe import all_text, probe_result
 
 from conftest import REPO_ROOT
 
@@ -47,23 +44,13 @@ print("PROBE-RESULT " + json.dumps({"epochs": len(history["epoch_end"]), "iters"
 '''
 
 
-def _probe_result(nb):
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            text = out.get("text", "")
-            m = re.search(r"PROBE-RESULT (.*)", text)
-            if m:
-                return json.loads(m.group(1))
-    raise AssertionError("the probe cell printed nothing")
 
 
-def _all_text(nb):
-    return "\n".join(out.get("text", "") for c in nb.cells for out in c.get("outputs", []))
 
 
 def test_vanilla_runs_in_smoke_profile_and_generate_keeps_its_contract(lab_dirs):
     nb = execute_notebook(NOTEBOOK, "smoke", timeout=300, extra_cells=[PROBE])
-    assert _probe_result(nb) == {"epochs": 2, "iters": 4}
+    assert probe_result(nb) == {"epochs": 2, "iters": 4}
     out = lab_dirs["outputs"] / "vanilla-smoke"
     for name in ("samples_epoch_001.png", "samples_epoch_002.png", "losses.png", "generate_64.png",
                  "digit_histogram.png", "weights_D_first.png", "lr_comparison.png"):
@@ -73,8 +60,8 @@ def test_vanilla_runs_in_smoke_profile_and_generate_keeps_its_contract(lab_dirs)
 
     # Re-running the notebook resumes from the checkpoint instead of starting over.
     nb2 = execute_notebook(NOTEBOOK, "smoke", timeout=300, extra_cells=[PROBE])
-    assert "Nothing to train: the checkpoint already has 2 epochs" in _all_text(nb2)
-    assert _probe_result(nb2) == {"epochs": 2, "iters": 4}
+    assert "Nothing to train: the checkpoint already has 2 epochs" in all_text(nb2)
+    assert probe_result(nb2) == {"epochs": 2, "iters": 4}
 
 
 def test_committed_notebook_is_clean_and_asks_for_a_gpu():
