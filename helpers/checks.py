@@ -51,6 +51,11 @@ def _compare(name: str, got: torch.Tensor | float, want: float, hint: str, rtol:
         _fail(f"{name} is {got:.6f} but should be {want:.6f} (off by {got - want:+.6f}).", hint)
 
 
+def _carries_grad(*values: object) -> bool:
+    """True when every value is a tensor still attached to the autograd graph."""
+    return all(torch.is_tensor(v) and v.requires_grad for v in values)
+
+
 def _fixed_logits() -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed logits every loss check uses (plain numbers, nothing secret)."""
     real = torch.tensor([2.0, -0.5, 1.25, 0.0, 3.0, -1.5], dtype=torch.float32)
@@ -150,7 +155,7 @@ def check_vanilla_losses(d_loss: Callable, g_loss: Callable) -> None:
     lg = g_loss(fake)
     _compare("g_loss_bce(logits_fake)", lg, exp["g_loss"],
              "the non-saturating loss is BCE of the fake logits against label 1 (not 0, and not -d_loss).")
-    if not all(torch.is_tensor(loss) and loss.requires_grad for loss in (ld, lg)):
+    if not _carries_grad(ld, lg):
         _fail("a loss does not carry gradients back to the logits.", "compute it with torch operations, no .item()/.detach()/numpy.")
     # Large logits, where sigmoid + BCELoss saturates (sigmoid(40) == 1.0 in float32, log 0 clamped to -100).
     real = torch.tensor([40.0, -20.0, 3.0, -0.5])
@@ -415,7 +420,7 @@ def check_wgan_losses(g_loss: Callable, d_loss: Callable) -> None:
               "average each batch on its own, mean(score_fake) - mean(score_real), rather than mean(score_fake - score_real).")
     _compare("get_WLoss_discriminator(score_fake[:4], score_real)", ld_short, exp["d_loss_short"],
              "average each batch on its own: mean(score_fake) - mean(score_real).")
-    if not ld.requires_grad or not lg.requires_grad:
+    if not _carries_grad(ld, lg):
         _fail("a loss does not carry gradients back to the scores.", "compute it with torch operations, no .item()/.detach()/numpy.")
     _ok("Wasserstein losses")
 
@@ -439,7 +444,7 @@ def check_gradient_penalty(gradient_penalty: Callable) -> None:
     gp1 = gradient_penalty(critic, x_real, x_fake, y, lambda_gp=1.0, epsilon=epsilon)
     _compare("get_gradient_regularisation(..., lambda_gp=1.0)", gp1, exp["value"] / 10.0,
              "multiply by the lambda_gp argument (default 10), not by a constant.", rtol=1e-4, atol=1e-6)
-    if not gp.requires_grad:
+    if not _carries_grad(gp):
         _fail("the penalty carries no gradient back to the critic's weights.",
               "compute the input gradient with get_grad_function (it uses create_graph=True), and no .detach() after it.")
     critic.zero_grad()
@@ -730,7 +735,7 @@ def check_lsgan_losses(d_loss: Callable, g_loss: Callable) -> None:
     lg = g_loss(fake)
     _compare("lsgan_g_loss(score_fake)", lg, exp["lsgan_g"],
              "J_G = 1/m sum (D(G(z)) - 1)^2: target 1 for the fakes and no factor 1/2.")
-    if not ld.requires_grad or not lg.requires_grad:
+    if not _carries_grad(ld, lg):
         _fail("a loss does not carry gradients back to the scores.", "compute it with torch operations, no .item()/.detach()/numpy.")
     _ok("least-squares losses")
 

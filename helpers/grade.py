@@ -364,6 +364,7 @@ def _collect_checks(run, origin, info, expected: list[str], names: set[str]) -> 
             calls += [(name, pos, k) for k, name in enumerate(check_calls(cell.source, names))]
     results = []
     used: set[tuple[int, int]] = set()
+    todo_missing = False  # an earlier TODO raised NotImplementedError: later NameErrors come from it
     for name in expected:
         match = next(((pos, k) for n, pos, k in calls if n == name and (pos, k) not in used), None)
         if match is None:
@@ -380,7 +381,11 @@ def _collect_checks(run, origin, info, expected: list[str], names: set[str]) -> 
             entry.update(status="passed", message=f"✓ {passed[k]}: passed")
         elif err is not None and k == len(passed):
             detail = err["evalue"] or ("the TODO is not written yet" if err["ename"] == "NotImplementedError" else "")
-            entry.update(status=_status(err["ename"]), message=f"{err['ename']}: {detail}".rstrip(": "))
+            status = _status(err["ename"])
+            if err["ename"] == "NameError" and todo_missing:
+                status, detail = "not implemented", f"{detail} (an earlier TODO is not written yet)"
+            todo_missing = todo_missing or err["ename"] == "NotImplementedError"
+            entry.update(status=status, message=f"{err['ename']}: {detail}".rstrip(": "))
         elif pos == info["stopped_cell"]:
             entry.update(status="not run", message=f"the run stopped in this cell: {info['stopped']}")
         elif pos not in executed:

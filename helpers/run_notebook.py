@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     dst = src if args.inplace else REPO_ROOT / "outputs" / "executed" / f"{src.stem}.{args.profile}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
+    nb.metadata.pop("widgets", None)  # widget state of this run: not part of the notebook
     nbformat.write(nb, dst)
     lab = {"lab8_vanilla": "vanilla", "lab8_cwgan": "cwgan", "dcgan_malaria": "malaria"}.get(src.stem, src.stem)
     out_dir = Path(os.environ.get("GANLAB_OUTPUT") or REPO_ROOT / "outputs") / f"{lab}-{args.profile}"

@@ -343,8 +343,6 @@ def test_cwgan_wasserstein_losses():
     _fails(checks.check_wgan_losses, g_ok, lambda f, r: (f - r).mean(), match="4 fake and 6 real")
 
 
-@pytest.mark.xfail(reason="check_wgan_losses reads .requires_grad of the returned float: AttributeError, "
-                          "not CheckFailed (fixed the same way in check_vanilla_losses)")
 def test_cwgan_loss_returning_a_float_fails():
     _require_cwgan_checks()
     _fails(checks.check_wgan_losses, lambda s: -s.mean(), lambda f, r: (f.mean() - r.mean()).item(), match="gradients")

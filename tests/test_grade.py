@@ -11,7 +11,8 @@ from helpers.templates import render_template
 from conftest import REPO_ROOT
 
 VANILLA = REPO_ROOT / "lab8_vanilla.ipynb"
-VANILLA_CHECKS = ["check_generator", "check_discriminator", "check_vanilla_losses", "check_generate"]
+VANILLA_CHECKS = ["check_generator", "check_discriminator", "check_vanilla_losses", "check_train_step",
+                  "check_generate"]
 
 
 def _notebook(path, *sources):
@@ -58,7 +59,7 @@ def test_template_grades_with_the_first_check_not_implemented(tmp_path):
     assert report["generate"]["status"] == "failed"
     assert "NotImplementedError" in report["generate"]["items"][0]["detail"]
     assert report["all_passed"] is False
-    assert "0/4 checks passed; first not passed: check_generator (not implemented)" in report["summary"]
+    assert "0/5 checks passed; first not passed: check_generator (not implemented)" in report["summary"]
 
 
 def test_infinite_loop_times_out(tmp_path):
@@ -70,7 +71,7 @@ def test_infinite_loop_times_out(tmp_path):
     assert report["execution"]["cells_run"] == 1
     assert any("timed out after 8 s in cell 2" in p for p in report["problems"]), report["problems"]
     assert report["duration_s"] < 60
-    assert [c["status"] for c in report["checks"]] == ["missing"] * 4
+    assert [c["status"] for c in report["checks"]] == ["missing"] * len(VANILLA_CHECKS)
     assert report["all_passed"] is False
     assert "timeout in cell 2" in (tmp_path / "out" / "lab8_vanilla_loop.grade.md").read_text()
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.checks import (CheckFailed, check_lsgan_losses, check_malaria_discriminator, check_malaria_generator,
+from helpers.checks import (CheckFailed, check_grad_cam, check_lsgan_losses, check_malaria_discriminator, check_malaria_generator,
                             check_malaria_head, check_stage_loss)
 from helpers.malaria_models import Discriminator, Generator, MultiTaskDiscriminator
 
@@ -155,3 +155,42 @@ def test_unwritten_todo_raises_not_implemented():
     for check in (check_malaria_generator, check_malaria_discriminator, check_malaria_head):
         with pytest.raises(NotImplementedError):
             check(Stub)
+
+
+def _cam_variant(mode):
+    """A GradCAM written with one typical mistake (or none)."""
+
+    def cam(model, layer, x, target, forward=None):
+        forward = forward or model
+        captured = {}
+        handle = layer.register_forward_hook(lambda m, i, o: captured.__setitem__("A", o))
+        was_training = model.training
+        model.eval()
+        try:
+            out = forward(x)
+            index = torch.as_tensor(target).long().expand(out.shape[0])
+            y = out.sum() if mode == "all outputs" else out.gather(1, index[:, None]).sum()
+            grad, = torch.autograd.grad(y, captured["A"])
+            A = captured["A"].detach()
+            alpha = grad.amax(dim=(2, 3), keepdim=True) if mode == "max" else grad.mean(dim=(2, 3), keepdim=True)
+            m = (alpha * A).sum(1, keepdim=True)
+            m = m if mode == "no relu" else F.relu(m)
+            m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+            lo, hi = m.amin(dim=(1, 2), keepdim=True), m.amax(dim=(1, 2), keepdim=True)
+            return (m - lo) / (hi - lo).clamp_min(1e-7)
+        finally:
+            handle.remove()
+            if mode != "mode not restored":
+                model.train(was_training)
+
+    return cam
+
+
+def test_grad_cam_check(nb, capsys):
+    check_grad_cam(nb["grad_cam"])
+    check_grad_cam(_cam_variant("right"))
+    assert capsys.readouterr().out.count("GradCAM: passed") == 2
+    for mode, message in (("all outputs", "differs from the known map"), ("no relu", "differs from the known map"),
+                          ("mode not restored", "eval mode")):
+        with pytest.raises(CheckFailed, match=message):
+            check_grad_cam(_cam_variant(mode))
