@@ -118,16 +118,19 @@ def __ganlab_grade_probe(config):
                                                 f"[{state['a'].min():.3f}, {state['a'].max():.3f}]"))
         record("the same seed gives the same images", lambda: (np.array_equal(call(5, 0), state["a"]), ""))
         record("another seed gives other images", lambda: (not np.array_equal(call(5, 1), state["a"]), ""))
-        for bad, err in ((0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError)):
-            def bad_call(bad=bad, err=err):
+        def raises(err, *call_args):
+            def attempt():
                 try:
-                    gen(bad, *args)
+                    gen(*call_args)
                 except err:
                     return True, ""
                 except BaseException as other:
                     return False, f"raised {type(other).__name__}: {other}"
                 return False, "raised nothing"
-            record(f"generate({bad!r}{shown}) raises {err.__name__}", bad_call)
+            return attempt
+
+        for bad, err in ((0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError)):
+            record(f"generate({bad!r}{shown}) raises {err.__name__}", raises(err, bad, *args))
         model = globals().get("G")
         if isinstance(model, torch.nn.Module):
             def modes():
@@ -155,15 +158,7 @@ def __ganlab_grade_probe(config):
             record(f"class {c}" + (f" ({names[c]})" if names is not None else "") + ": by index and by name", per_class)
         if config["classes"]:
             for bad_c in (config["classes"], -1, "no such class"):
-                def bad_class(bad_c=bad_c):
-                    try:
-                        gen(2, bad_c)
-                    except ValueError:
-                        return True, ""
-                    except BaseException as other:
-                        return False, f"raised {type(other).__name__}: {other}"
-                    return False, "raised nothing"
-                record(f"generate(2, {bad_c!r}) raises ValueError", bad_class)
+                record(f"generate(2, {bad_c!r}) raises ValueError", raises(ValueError, 2, bad_c))
     print("''' + PROBE_MARK + r'''" + json.dumps(info))
 
 
