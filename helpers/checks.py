@@ -56,10 +56,13 @@ def _carries_grad(*values: object) -> bool:
     return all(torch.is_tensor(v) and v.requires_grad for v in values)
 
 
-def _fixed_logits() -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed logits every loss check uses (plain numbers, nothing secret)."""
-    real = torch.tensor([2.0, -0.5, 1.25, 0.0, 3.0, -1.5], dtype=torch.float32)
-    fake = torch.tensor([-1.0, 0.75, -2.5, 0.5, -0.25, 1.5], dtype=torch.float32)
+def _fixed_logits(requires_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed logits every loss check uses (plain numbers, nothing secret).
+
+    With ``requires_grad`` the checks can tell whether a loss still carries gradients.
+    """
+    real = torch.tensor([2.0, -0.5, 1.25, 0.0, 3.0, -1.5], dtype=torch.float32, requires_grad=requires_grad)
+    fake = torch.tensor([-1.0, 0.75, -2.5, 0.5, -0.25, 1.5], dtype=torch.float32, requires_grad=requires_grad)
     return real, fake
 
 
@@ -145,9 +148,7 @@ def check_discriminator(discriminator_cls: Callable[..., nn.Module], image_shape
 def check_vanilla_losses(d_loss: Callable, g_loss: Callable) -> None:
     """BCE losses on fixed logits against the committed values, also on large logits."""
     exp = expected("vanilla")["losses"]
-    real, fake = _fixed_logits()
-    real.requires_grad_(True)
-    fake.requires_grad_(True)
+    real, fake = _fixed_logits(requires_grad=True)
     ld = d_loss(real, fake)
     _compare("d_loss_bce(logits_real, logits_fake)", ld, exp["d_loss"],
              "BCE with logits of the real logits against 1 plus the fake logits against 0; "
@@ -403,9 +404,7 @@ def check_critic(critic_cls: Callable[..., nn.Module]) -> None:
 def check_wgan_losses(g_loss: Callable, d_loss: Callable) -> None:
     """The two Wasserstein losses on fixed scores against the committed values."""
     exp = expected("cwgan")["losses"]
-    real, fake = _fixed_logits()
-    real.requires_grad_(True)
-    fake.requires_grad_(True)
+    real, fake = _fixed_logits(requires_grad=True)
     lg = g_loss(fake)
     _compare("get_WLoss_generator(score_fake)", lg, exp["g_loss"],
              "G maximises the critic's score of its fakes, so it minimises -mean(score_fake).")
@@ -723,9 +722,7 @@ def check_malaria_head(multitask_cls: Callable[..., nn.Module]) -> None:
 def check_lsgan_losses(d_loss: Callable, g_loss: Callable) -> None:
     """The least-squares losses J_D and J_G on fixed raw scores against the committed values."""
     exp = expected("malaria")["losses"]
-    real, fake = _fixed_logits()
-    real.requires_grad_(True)
-    fake.requires_grad_(True)
+    real, fake = _fixed_logits(requires_grad=True)
     ld = d_loss(real, fake)
     _compare("lsgan_d_loss(score_real, score_fake)", ld, exp["lsgan_d"],
              "J_D = 1/(2m) sum (D(x) - 1)^2 + 1/(2m) sum D(G(z))^2: targets 1 for real and 0 for fake, "
