@@ -2,13 +2,13 @@
 
 Classifier (stage probabilities of one cell patch; a plain discriminator prints its score)::
 
-    python malaria_test.py multitask checkpoints/malaria/D_multitask.pt cell.png
-    python malaria_test.py discriminator checkpoints/malaria/D.pt cell.png
+    python malaria_test.py multitask checkpoints/malaria/models/D_multitask.pt cell.png
+    python malaria_test.py discriminator checkpoints/malaria/models/D.pt cell.png
 
 Generator (writes PNG files: one per image, and a grid)::
 
-    python malaria_test.py generator checkpoints/malaria/G.pt 16 --out outputs/malaria_test
-    python malaria_test.py generator checkpoints/malaria/G.pt noise.npy     # (N, 100) or (100,)
+    python malaria_test.py generator checkpoints/malaria/models/G.pt 16 --out outputs/malaria_test
+    python malaria_test.py generator checkpoints/malaria/models/G.pt noise.npy     # (N, 100) or (100,)
 
 From Python: ``from malaria_test import test; test("multitask", "D.pt", "cell.png")``.
 The model files are written by ``helpers.malaria_models.save_model`` (the notebook's save cell);
@@ -169,12 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a saved Lab 3 malaria model on an image or on noise.")
     parser.add_argument("model_architecture", choices=ARCHITECTURES, help="what the weights file holds")
     parser.add_argument("weights_path", help="file written by helpers.malaria_models.save_model")
-    parser.add_argument("image", nargs="?", default="16",
-                        help="discriminators: image file or .npy array; generator: a count or a .npy noise file (default 16)")
+    parser.add_argument("image", nargs="?", default=None,
+                        help="discriminators: image file or .npy array (required); "
+                             "generator: a count or a .npy noise file (default 16)")
     parser.add_argument("--out", default="outputs/malaria_test", help="folder for the generator's PNG files")
     parser.add_argument("--seed", type=int, default=0, help="noise seed when image is a count")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps")
     args = parser.parse_args(argv)
+    if args.image is None:
+        if args.model_architecture != "generator":
+            parser.error(f"{args.model_architecture} needs an image: give the path of a cell patch "
+                         f"(PNG/JPG) or a .npy array after the weights file.")
+        args.image = "16"
     try:
         test(args.model_architecture, args.weights_path, args.image, args.out, args.seed, args.device)
     except (CheckpointError, FileNotFoundError, ValueError, TypeError) as err:

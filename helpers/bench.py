@@ -27,6 +27,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
 import torch
 
 from helpers.env import PROFILES, pick_device
@@ -127,8 +128,12 @@ def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
     return out
 
 
-def run_lab(lab: str, profile: str, workdir: Path, timeout: int) -> dict:
-    """Execute one lab notebook in ``profile`` with fresh checkpoint/output folders and measure it."""
+def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | None = None) -> dict:
+    """Execute one lab notebook in ``profile`` with fresh checkpoint/output folders and measure it.
+
+    ``keep``: a folder to write the executed notebook to (``<lab>_<profile>.ipynb``), to look at
+    its figures afterwards.
+    """
     env = {
         "GANLAB_CHECKPOINTS": str(workdir / "checkpoints"),  # fresh: a benchmark never resumes
         "GANLAB_OUTPUT": str(workdir / "outputs"),
@@ -136,7 +141,11 @@ def run_lab(lab: str, profile: str, workdir: Path, timeout: int) -> dict:
     started = time.perf_counter()
     nb = execute_notebook(REPO_ROOT / NOTEBOOKS[lab], profile, timeout=timeout,
                           extra_cells=[PROBES[lab]], env=env)
-    return summarise(lab, _parse_probe(nb), time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep / f"{lab}_{profile}.ipynb")
+    return summarise(lab, _parse_probe(nb), elapsed)
 
 
 def to_markdown(report: dict) -> str:
@@ -174,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labs", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
     parser.add_argument("--out", default=str(REPO_ROOT / "results"), help="folder for the JSON and Markdown report")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per notebook cell")
+    parser.add_argument("--notebooks", default=None,
+                        help="also write the executed notebooks to this folder (to inspect their figures)")
     args = parser.parse_args(argv)
 
     command = "python -m helpers.bench " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -181,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:
         for lab in args.labs:
             print(f"[bench] {lab}: running {NOTEBOOKS[lab]} in the {args.profile} profile ...", flush=True)
-            report["results"].append(run_lab(lab, args.profile, Path(tmp) / lab, args.timeout))
+            report["results"].append(run_lab(lab, args.profile, Path(tmp) / lab, args.timeout,
+                                              Path(args.notebooks) if args.notebooks else None))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench_{args.profile}_{report['environment']['device']}"

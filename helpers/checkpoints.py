@@ -106,7 +106,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
         raise CheckpointError(
             f"Could not read {path}: the file is corrupt or truncated ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no detail'}). This happens when a copy or "
-            f"an upload was interrupted. Move it away and resume from {BEST} or start again."
+            f"an upload was interrupted. Move it away, then copy {BEST} to {LAST} to resume from the best epoch, or start again."
         ) from None
     if not isinstance(obj, dict) or "models" not in obj:
         raise CheckpointError(f"{path} is not a GAN Lab checkpoint (no 'models' entry).")
@@ -137,8 +137,10 @@ def restore(
 ) -> None:
     """Copy a loaded checkpoint into ``models`` (and ``optimizers``), checking every name and shape.
 
-    Nothing is modified unless every model's keys and shapes match: the check runs on all of
-    them before the first ``load_state_dict``.
+    Every model's keys and shapes, and the presence of every optimizer's state, are checked
+    before the first ``load_state_dict``, so a checkpoint of another architecture changes nothing.
+    An optimizer state that does not fit its parameter groups is only found by the optimizer's
+    own ``load_state_dict``, after the models are loaded; the error then says so.
     """
     path = Path(path)
     saved_models = checkpoint["models"]
@@ -171,11 +173,12 @@ def restore(
                 f"different architecture. Point path_to_checkpoint at a new folder, or move this "
                 f"file away to start training from scratch."
             )
+    for name in optimizers or {}:
+        if name not in checkpoint.get("optimizers", {}):
+            raise CheckpointError(f"{path} has no state for optimizer {name!r}.")
     for name, model in models.items():
         _load_state(model, saved_models[name], f"model {name!r}", path)
     for name, opt in (optimizers or {}).items():
-        if name not in checkpoint.get("optimizers", {}):
-            raise CheckpointError(f"{path} has no state for optimizer {name!r}.")
         _load_state(opt, checkpoint["optimizers"][name], f"optimizer {name!r}", path)
     if rng and "rng" in checkpoint:
         set_rng_state(checkpoint["rng"])

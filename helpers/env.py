@@ -31,8 +31,9 @@ T = TypeVar("T")
 
 
 def in_colab() -> bool:
-    """True inside Google Colab (the ``google.colab`` module is loaded there)."""
-    return "google.colab" in sys.modules
+    """True inside Google Colab: the ``google.colab`` module is loaded there, and a ``!python ...``
+    command of a Colab cell inherits the runtime's ``COLAB_RELEASE_TAG`` variable."""
+    return "google.colab" in sys.modules or bool(os.environ.get("COLAB_RELEASE_TAG"))
 
 
 def pick_device(prefer: str | None = None, verbose: bool = True) -> torch.device:

@@ -174,6 +174,8 @@ def run_experiments(
     if unknown:
         raise ValueError(f"Unknown setting(s) {unknown} to vary; the config has: {', '.join(sorted(known))}.")
     out_dir = Path(output_dir) if output_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)  # before the first run's loss plot is saved
     files: list[Path] = []
 
     def train(name: str, factor: str, value: Any, config: Any) -> ExperimentRun:

@@ -60,7 +60,7 @@ MAGNIFICATIONS = ("1000x", "400x", "100x")
 SPLITS = ("train", "val", "test")
 IML_NEGATIVE_TYPES = ("red blood cell",)  # IML types used as no-stage cells; "difficult" is ignored
 _IMAGE_EXTENSIONS = (".png", ".PNG", ".jpg", ".JPG", ".jpeg", ".JPEG")
-_FORMAT_HINT = "See ../shared/data/malaria_FORMAT.md for the expected layouts."
+_FORMAT_HINT = "See data_README.md (section \"Malaria data\") for where to get it and the expected layouts."
 
 
 class MalariaDataError(FileNotFoundError):

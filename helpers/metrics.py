@@ -378,6 +378,16 @@ def inception_fid(
     return float(metric.compute())
 
 
+def inception_line(report: dict) -> str:
+    """One printable line for the Inception FID of an :func:`evaluate_samples` report: the value
+    beside the real-data floor, or why it was skipped."""
+    fid = report.get("inception_fid", "skipped: not in this report")
+    if not isinstance(fid, float):
+        return f"Inception FID {fid}"
+    floor = report.get("real_floor", {}).get("inception_fid")
+    return f"Inception FID: {fid:.2f}" + (f"   (real: {floor:.2f})" if isinstance(floor, float) else "")
+
+
 # --------------------------------------------------------------------------- all together
 
 @lru_cache(maxsize=4)
@@ -487,7 +497,8 @@ def evaluate_samples(
             if isinstance(result["inception_fid"], float) else result["inception_fid"]
         )
     else:
-        result["inception_fid"] = "skipped: not requested (evaluate_samples(..., inception=True))"
+        result["inception_fid"] = ("skipped: not requested (evaluate_samples(..., inception=True); the labs "
+                                   "ask for it in the full profile only, it is slow on a CPU)")
     result["real_floor"] = floor
     result["note"] = (
         f"frechet_distance uses the {dataset} classifier's penultimate features: a classifier-"

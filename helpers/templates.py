@@ -23,8 +23,9 @@ with these changes and no others:
 * ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` regions are removed, markers included;
 * outputs and execution counts are cleared, and so are Colab-only metadata (notebook ``colab``,
   ``widgets``, ``gpuClass``; cell ``colab``, ``id``, ``outputId``, ``executionInfo``,
-  ``cellView``) and nbclient's per-cell ``execution`` timings; ``accelerator``, ``kernelspec`` and
-  ``language_info`` stay;
+  ``cellView``) and nbclient's per-cell ``execution`` timings; ``accelerator`` and ``kernelspec``
+  stay, and ``language_info`` is reduced to its ``name`` (the rest records the Python of whoever
+  last ran the solution);
 * a markdown note at the top says which solution it was generated from and by what command.
 
 Cell ids are kept (cells without one get ``cell-<index>``), and the file is written the way
@@ -301,6 +302,8 @@ def make_template(solution: nbformat.NotebookNode, solution_name: str) -> nbform
     nb.nbformat, nb.nbformat_minor = 4, max(5, int(nb.get("nbformat_minor", 5)))
     for key in COLAB_NOTEBOOK_KEYS:
         nb.metadata.pop(key, None)
+    if "language_info" in nb.metadata:
+        nb.metadata["language_info"] = {"name": nb.metadata["language_info"].get("name", "python")}
     used_ids = {c.get("id") for c in solution.cells}
     for i, cell in enumerate(nb.cells):
         where = f"{solution_name}, cell {i}"

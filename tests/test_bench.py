@@ -1,5 +1,7 @@
 import json
 
+import nbformat
+
 from helpers import bench
 
 
@@ -24,7 +26,8 @@ def test_summarise_computes_speed_and_time_to_target():
 
 def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("GANLAB_DEVICE", "cpu")
-    assert bench.main(["--profile", "smoke", "--labs", "vanilla", "--out", str(tmp_path)]) == 0
+    assert bench.main(["--profile", "smoke", "--labs", "vanilla", "--out", str(tmp_path),
+                       "--notebooks", str(tmp_path / "nb")]) == 0
     report = json.loads((tmp_path / "bench_smoke_cpu.json").read_text())
     env = report["environment"]
     assert env["device"] == "cpu" and env["torch"] == __import__("torch").__version__
@@ -36,3 +39,5 @@ def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     assert "real_floor" in m
     md = (tmp_path / "bench_smoke_cpu.md").read_text()
     assert "| vanilla | 2 |" in md and "torch " + env["torch"] in md
+    executed = nbformat.read(tmp_path / "nb" / "vanilla_smoke.ipynb", as_version=4)  # kept for its figures
+    assert any(o.get("output_type") == "display_data" for c in executed.cells for o in c.get("outputs", []))

@@ -1,4 +1,5 @@
 import re
+import sys
 
 import nbformat
 import pytest
@@ -37,6 +38,15 @@ def test_checkpoint_root_in_colab_is_drive(monkeypatch):
     monkeypatch.delenv("GANLAB_CHECKPOINTS", raising=False)
     assert env_mod.checkpoint_root(colab=True) == env_mod.DRIVE_ROOT
     assert env_mod.checkpoint_root(colab=False).name == "checkpoints"
+
+
+def test_in_colab_also_in_a_shell_command_of_a_colab_cell(monkeypatch):
+    """`!python -m helpers.share_checkpoints` runs in a subprocess without google.colab imported."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert not env_mod.in_colab()
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab_20261101-060000_RC00")
+    assert env_mod.in_colab()
 
 
 def test_seed_gives_same_samples_on_cpu():

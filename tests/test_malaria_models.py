@@ -234,6 +234,8 @@ def test_script_classifier(tmp_path):
     assert float(re.search(r"score\s+(-?[0-9.]+)", run.stdout).group(1)) == pytest.approx(score.item(), abs=1e-4)
     wrong = _run_script("discriminator", str(weights), str(tmp_path / "cell.png"))
     assert wrong.returncode == 2 and "holds a 'multitask' model" in wrong.stderr
+    no_image = _run_script("multitask", str(weights))
+    assert no_image.returncode == 2 and "multitask needs an image" in no_image.stderr
 
 
 def test_script_generator(tmp_path):

@@ -238,3 +238,11 @@ def test_inception_fid_runs_with_local_weights(tmp_path, monkeypatch):
     x = torch.rand(16, 1, 28, 28) * 2 - 1
     result = metrics.inception_fid(x, x.flip(-1), weights_path=weights, feature=64)
     assert isinstance(result, float) and math.isfinite(result)
+
+
+def test_inception_line_prints_the_value_or_why_it_was_skipped():
+    from helpers.metrics import inception_line
+    assert inception_line({"inception_fid": 12.345, "real_floor": {"inception_fid": 1.5}}) == \
+        "Inception FID: 12.35   (real: 1.50)"
+    skipped = "skipped: Inception weights not found at /x and allow_download=False"
+    assert inception_line({"inception_fid": skipped, "real_floor": {"inception_fid": skipped}}) == f"Inception FID {skipped}"
