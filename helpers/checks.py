@@ -83,7 +83,7 @@ def check_generator(generator_cls: Callable[..., nn.Module], latent_dim: int = 1
             x = G(z)
     except Exception as err:
         _fail(f"G(z) with z of shape (8, {latent_dim}) failed: {type(err).__name__}: {err}",
-              "follow the shapes in the TODO: linear -> reshape (B, 2w, 7, 7) -> transposed convs.")
+              "follow the shapes in the TODO: linear -> reshape (B, 4w, 7, 7) -> transposed convs -> 3x3 conv.")
     if tuple(x.shape) != (8, *image_shape):
         _fail(f"G(z) has shape {tuple(x.shape)}, expected {(8, *image_shape)}.",
               "two stride-2 transposed convolutions take 7x7 to 14x14 to 28x28 (kernel 4, padding 1).")

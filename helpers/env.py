@@ -36,6 +36,20 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or bool(os.environ.get("COLAB_RELEASE_TAG"))
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as printed to the student: relative to the working directory when it lies inside it.
+
+    Notebook outputs then read ``checkpoints/vanilla`` instead of one machine's absolute path;
+    paths elsewhere (Google Drive in Colab, a custom folder) stay absolute, since that is where to look.
+    """
+    path = Path(path)
+    try:
+        rel = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return str(path)
+    return str(rel) if str(rel) != "." else "."
+
+
 def pick_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
     """The training device: CUDA > MPS > CPU, or ``prefer``/``$GANLAB_DEVICE`` when given.
 
@@ -184,7 +198,7 @@ def setup_lab(
     )
     env.path_to_checkpoint.mkdir(parents=True, exist_ok=True)
     env.output_dir.mkdir(parents=True, exist_ok=True)
-    print(f"Profile: {profile}   checkpoints: {env.path_to_checkpoint}   figures: {env.output_dir}")
+    print(f"Profile: {profile}   checkpoints: {shown_path(env.path_to_checkpoint)}   figures: {shown_path(env.output_dir)}")
     return env
 
 

@@ -131,7 +131,8 @@ def __ganlab_grade_probe(config):
 
         for bad, err in ((0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError)):
             record(f"generate({bad!r}{shown}) raises {err.__name__}", raises(err, bad, *args))
-        model = globals().get("G")
+        g_name = "G_ema" if isinstance(globals().get("G_ema"), torch.nn.Module) else "G"  # the one sampled from
+        model = globals().get(g_name)
         if isinstance(model, torch.nn.Module):
             def modes():
                 was = model.training
@@ -144,8 +145,8 @@ def __ganlab_grade_probe(config):
                     kept_eval = not model.training
                 finally:
                     model.train(was)
-                return kept_train and kept_eval, "" if kept_train and kept_eval else "G's mode changed"
-            record("G's train/eval mode is the same after the call", modes)
+                return kept_train and kept_eval, "" if kept_train and kept_eval else f"{g_name}'s mode changed"
+            record(f"{g_name}'s train/eval mode is the same after the call", modes)
         names = globals().get("FASHION_CLASSES")
         for c in range(config["classes"]):
             def per_class(c=c):

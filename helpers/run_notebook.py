@@ -18,7 +18,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers.env import PROFILES
+from helpers.env import PROFILES, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     lab = {"lab8_vanilla": "vanilla", "lab8_cwgan": "cwgan", "dcgan_malaria": "malaria"}.get(src.stem, src.stem)
     out_dir = Path(os.environ.get("GANLAB_OUTPUT") or REPO_ROOT / "outputs") / f"{lab}-{args.profile}"
     print(f"Done in {time.perf_counter() - started:.0f} s.")
-    print(f"Executed notebook: {dst}")
-    print(f"Figures and sample grids (PNG): {out_dir}")
+    print(f"Executed notebook: {shown_path(dst)}")
+    print(f"Figures and sample grids (PNG): {shown_path(out_dir)}")
     epochs = sorted(out_dir.glob("samples_epoch_*.png"))
     if epochs:
-        print(f"Samples after the last epoch: {epochs[-1]}")
+        print(f"Samples after the last epoch: {shown_path(epochs[-1])}")
     return 0
 
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from helpers.checkpoints import CheckpointError, CheckpointManager, atomic_save, restore, safe_load
 from helpers.data import TensorBatcher
-from helpers.training import TrainingDiverged, fit
+from helpers.training import EMA, TrainingDiverged, fit
 
 
 def _tiny(width=4):
@@ -20,10 +20,17 @@ def _setup(width=4):
     return model, opt
 
 
-def _run(folder, num_epochs, width=4, stop_after=None):
-    """Train a tiny regression with fit(); optionally crash after `stop_after` epochs."""
+def _run(folder, num_epochs, width=4, stop_after=None, ema=False):
+    """Train a tiny regression with fit(); optionally crash after `stop_after` epochs.
+
+    With ``ema``, an EMA of the model is updated after every step and checkpointed beside it;
+    the returned model is then the average.
+    """
     torch.manual_seed(1)
     model, opt = _setup(width)
+    models = {"M": model}
+    if ema:
+        models["M_ema"] = EMA(model, decay=0.9)
     g = torch.Generator().manual_seed(2)
     x = torch.randn(40, 3, generator=g)
     y = x.sum(1, keepdim=True)
@@ -40,9 +47,10 @@ def _run(folder, num_epochs, width=4, stop_after=None):
         if stop_after is not None and epoch > stop_after:
             raise KeyboardInterrupt  # the Colab disconnect, mid-training
 
-    hist = fit(step, batches, num_epochs, {"M": model}, {"M": opt}, folder, config={"width": width},
-               on_epoch_end=crash, score=lambda h: h["loss"][-1])
-    return model, hist
+    hist = fit(step, batches, num_epochs, models, {"M": opt}, folder, config={"width": width},
+               on_epoch_end=crash, score=lambda h: h["loss"][-1],
+               after_step=(lambda: models["M_ema"].update(model)) if ema else None)
+    return models["M_ema"] if ema else model, hist
 
 
 def test_round_trip_restores_models_optimizers_and_history(tmp_path):
@@ -89,6 +97,39 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     # Running again with nothing left to do changes nothing.
     _, again = _run(tmp_path / "b", num_epochs=4)
     assert again["loss"] == full["loss"]
+
+
+def test_an_averaged_model_resumes_exactly_too(tmp_path):
+    """The EMA's weights and its update count (which sets the warm-up) survive an interruption."""
+    full_ema, _ = _run(tmp_path / "a", num_epochs=3, ema=True)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "b", num_epochs=3, stop_after=1, ema=True)
+    resumed_ema, _ = _run(tmp_path / "b", num_epochs=3, ema=True)
+    assert full_ema.num_updates == resumed_ema.num_updates == 15
+    for a, b in zip(full_ema.state_dict().values(), resumed_ema.state_dict().values()):
+        if torch.is_tensor(a):
+            assert torch.equal(a, b)
+    trained, _ = _run(tmp_path / "c", num_epochs=3)
+    assert not torch.equal(trained[0].weight, full_ema.module[0].weight)  # an average, not a copy
+
+
+def test_ema_follows_its_formula_and_copies_buffers():
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EMA(model, decay=0.5)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(8, 2))                     # moves BatchNorm's running mean
+    ema.update(model)                            # n = 1: d = min(0.5, 2 / 11) = 2/11
+    d = 2 / 11
+    assert torch.allclose(ema.module[0].weight, d * start + (1 - d) * model[0].weight)
+    assert torch.equal(ema.module[1].running_mean, model[1].running_mean)
+    assert not any(p.requires_grad for p in ema.parameters())
+    assert torch.equal(ema(torch.ones(3, 2)), ema.module(torch.ones(3, 2)))
+    with pytest.raises(ValueError, match="another architecture"):
+        ema.update(nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)))
+    with pytest.raises(ValueError, match="decay"):
+        EMA(model, decay=1.0)
 
 
 def test_truncated_checkpoint_gives_clear_error_and_keeps_good_file(tmp_path):

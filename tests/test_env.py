@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers import env as env_mod
-from helpers.env import by_profile, resolve_profile, seed_everything, setup_lab
+from helpers.env import by_profile, resolve_profile, seed_everything, setup_lab, shown_path
 from helpers.release import REPO_TAG, REPO_URL
 from helpers.sampling import check_count, seeded_noise
 
@@ -32,6 +32,15 @@ def test_setup_lab_folders_depend_on_profile(lab_dirs):
     assert env.path_to_checkpoint.is_dir() and env.output_dir.is_dir()
     full = setup_lab("vanilla", profile="full", device="cpu")
     assert full.path_to_checkpoint.name == "vanilla"
+
+
+def test_shown_path_is_relative_inside_the_working_directory(tmp_path, monkeypatch):
+    """Printed paths carry no machine's absolute prefix, except where they lie elsewhere (Drive)."""
+    monkeypatch.chdir(tmp_path)
+    assert shown_path(tmp_path / "checkpoints" / "vanilla" / "last.pt") == "checkpoints/vanilla/last.pt"
+    assert shown_path(tmp_path) == "."
+    outside = tmp_path.parent / "elsewhere" / "best.pt"
+    assert shown_path(outside) == str(outside)
 
 
 def test_checkpoint_root_in_colab_is_drive(monkeypatch):

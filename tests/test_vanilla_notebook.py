@@ -18,10 +18,11 @@ assert 0.0 <= a.min() and a.max() <= 1.0
 assert np.array_equal(generate(4, seed=7), generate(4, seed=7))
 assert not np.array_equal(generate(4, seed=7), generate(4, seed=8))
 assert generate(np.int64(2)).shape == (2, 28, 28)
-# mode restored, no gradients
-G.train(); generate(2); assert G.training
-G.eval(); generate(2); assert not G.training
-G.train()
+# mode restored, no gradients; the samples come from the trained average of G
+G_ema.train(); generate(2); assert G_ema.training
+G_ema.eval(); generate(2); assert not G_ema.training
+G_ema.train()
+assert G_ema.num_updates == len(history["loss_G"]) > 0
 # bad arguments: the error names what was passed
 for bad, err in ((0, ValueError), (-1, ValueError), (1.5, TypeError), ("3", TypeError), (None, TypeError), (True, TypeError)):
     try:
@@ -31,15 +32,15 @@ for bad, err in ((0, ValueError), (-1, ValueError), (1.5, TypeError), ("3", Type
     else:
         raise AssertionError(f"generate({bad!r}) did not raise {err.__name__}")
 # before training: a fresh generator is refused, not passed off as digits
-G_saved = G
-G = Generator(cfg.latent_dim, cfg.g_width).to(device)
+G_ema_saved = G_ema
+G_ema = EMA(Generator(cfg.latent_dim, cfg.g_width).to(device))
 try:
     generate(2)
 except RuntimeError as e:
     assert "not been trained" in str(e)
 else:
-    raise AssertionError("generate() on an untrained G did not raise")
-G = G_saved
+    raise AssertionError("generate() on an untrained G_ema did not raise")
+G_ema = G_ema_saved
 print("PROBE-RESULT " + json.dumps({"epochs": len(history["epoch_end"]), "iters": len(history["loss_G"])}))
 '''
 
