@@ -47,7 +47,7 @@ def shown_path(path: str | os.PathLike) -> str:
         rel = path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         return str(path)
-    return str(rel) if str(rel) != "." else "."
+    return str(rel)
 
 
 def pick_device(prefer: str | None = None, verbose: bool = True) -> torch.device:
