@@ -11,7 +11,7 @@ Generator (writes PNG files: one per image, and a grid)::
     python malaria_test.py generator checkpoints/malaria/models/G.pt noise.npy     # (N, 100) or (100,)
 
 From Python: ``from malaria_test import test; test("multitask", "D.pt", "cell.png")``.
-The model files are written by ``helpers.malaria_models.save_model`` (the notebook's save cell);
+The model files are written by ``helpers.malaria.models.save_model`` (the notebook's save cell);
 the file stores the architecture and its sizes, so nothing else is needed to rebuild it.
 """
 
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from helpers.checkpoints import CheckpointError
-from helpers.malaria import STAGES
-from helpers.malaria_models import ARCHITECTURES, load_model
+from helpers.malaria.data import STAGES
+from helpers.malaria.models import ARCHITECTURES, load_model
 from helpers.sampling import check_count, seeded_noise
 
 ImageInput = str | os.PathLike | np.ndarray | torch.Tensor | int
@@ -101,7 +101,7 @@ def test(
     Args:
         model_architecture: ``"generator"``, ``"discriminator"`` or ``"multitask"``; it must be
             what the file holds.
-        weights_path: a file written by ``helpers.malaria_models.save_model``.
+        weights_path: a file written by ``helpers.malaria.models.save_model``.
         image: for a discriminator, one cell patch or a batch (a path, a numpy array channels last,
             or a tensor channels first in [-1, 1]; resized to the model's patch size). For the
             generator, a number of images, or noise (N, latent_dim) / (latent_dim,) as an array,
@@ -141,7 +141,7 @@ def test(
     x, what = _read_image(image)
     if max(x.shape[-2:]) > 4 * cfg.image_size:
         print(f"note: the image is {x.shape[-1]}x{x.shape[-2]} px; the model expects one cell patch "
-              f"({cfg.image_size} px; cut one with helpers.malaria.extract_patches). Resizing anyway.")
+              f"({cfg.image_size} px; cut one with helpers.malaria.data.extract_patches). Resizing anyway.")
     if tuple(x.shape[-2:]) != (cfg.image_size, cfg.image_size):
         x = F.interpolate(x, size=(cfg.image_size, cfg.image_size), mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
@@ -168,7 +168,7 @@ test.__test__ = False  # this file matches pytest's *_test.py pattern; test() is
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a saved Lab 3 malaria model on an image or on noise.")
     parser.add_argument("model_architecture", choices=ARCHITECTURES, help="what the weights file holds")
-    parser.add_argument("weights_path", help="file written by helpers.malaria_models.save_model")
+    parser.add_argument("weights_path", help="file written by helpers.malaria.models.save_model")
     parser.add_argument("image", nargs="?", default=None,
                         help="discriminators: image file or .npy array (required); "
                              "generator: a count or a .npy noise file (default 16)")

@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from helpers.release import REPO_TAG, REPO_URL
+from helpers.course.release import REPO_TAG, REPO_URL
 
 PROFILES = ("smoke", "quick", "full")
 DRIVE_MOUNT = Path("/content/drive")

@@ -2,7 +2,7 @@ import json
 
 import nbformat
 
-from helpers import bench
+from helpers.course import bench
 
 
 def test_summarise_computes_speed_and_time_to_target():
@@ -31,7 +31,7 @@ def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     report = json.loads((tmp_path / "bench_smoke_cpu.json").read_text())
     env = report["environment"]
     assert env["device"] == "cpu" and env["torch"] == __import__("torch").__version__
-    assert report["command"].startswith("python -m helpers.bench --profile smoke")
+    assert report["command"].startswith("python -m helpers.course.bench --profile smoke")
     (r,) = report["results"]
     assert r["lab"] == "vanilla" and r["epochs"] == 2 and r["train_images_per_second"] > 0
     m = r["metrics"]

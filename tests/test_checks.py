@@ -10,7 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import checks
+from types import SimpleNamespace
+
+from helpers.checks import common, cwgan, malaria, vanilla
+
+checks = SimpleNamespace(**{**vars(common), **vars(vanilla), **vars(cwgan), **vars(malaria)})
 from helpers.checks import CheckFailed
 from helpers.sampling import check_count, seeded_noise, to_unit_images
 
@@ -291,7 +295,7 @@ def test_train_step_wrong_optimizers_fail():
 # ============================================================================ cwgan
 def _require_cwgan_checks():
     if not (checks.CHECK_DATA / "cwgan.json").is_file() or not hasattr(checks, "check_gradient_penalty"):
-        pytest.fail("helpers/check_data/cwgan.json or the cwgan checks are missing")
+        pytest.fail("helpers/checks/answers/cwgan.json or the cwgan checks are missing")
 
 
 def get_grad_function(critic, x_hat, y):
@@ -399,7 +403,7 @@ def test_cwgan_networks_and_conditioning():
 # ============================================================================ malaria
 def _require_malaria_checks():
     if not (checks.CHECK_DATA / "malaria.json").is_file() or not hasattr(checks, "check_lsgan_losses"):
-        pytest.fail("helpers/check_data/malaria.json or the malaria checks are missing")
+        pytest.fail("helpers/checks/answers/malaria.json or the malaria checks are missing")
 
 
 def test_malaria_losses():

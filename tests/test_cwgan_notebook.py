@@ -4,7 +4,7 @@ import re
 
 import nbformat
 
-from helpers.run_notebook import execute_notebook
+from helpers.course.run_notebook import execute_notebook
 from nbprobe import all_text, assert_outputs_of_one_real_run, probe_result
 
 from conftest import REPO_ROOT

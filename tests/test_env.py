@@ -7,7 +7,7 @@ import torch
 
 from helpers import env as env_mod
 from helpers.env import by_profile, resolve_profile, seed_everything, setup_lab, shown_path
-from helpers.release import REPO_TAG, REPO_URL
+from helpers.course.release import REPO_TAG, REPO_URL
 from helpers.sampling import check_count, seeded_noise
 
 from conftest import REPO_ROOT
@@ -50,7 +50,7 @@ def test_checkpoint_root_in_colab_is_drive(monkeypatch):
 
 
 def test_in_colab_also_in_a_shell_command_of_a_colab_cell(monkeypatch):
-    """`!python -m helpers.share_checkpoints` runs in a subprocess without google.colab imported."""
+    """`!python -m helpers.course.share_checkpoints` runs in a subprocess without google.colab imported."""
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     assert not env_mod.in_colab()

@@ -1,4 +1,4 @@
-"""helpers.experiments: one-factor-at-a-time grid, reuse of the base run, table and figures."""
+"""helpers.malaria.experiments: one-factor-at-a-time grid, reuse of the base run, table and figures."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers.experiments import run_experiments
+from helpers.malaria.experiments import run_experiments
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.gradcam import plot_gradcam
-from helpers.malaria_models import MalariaGANConfig, MultiTaskDiscriminator
+from helpers.malaria.gradcam import plot_gradcam
+from helpers.malaria.models import MalariaGANConfig, MultiTaskDiscriminator
 
 try:  # the cross-check is required, not optional: a missing package fails the test run
     from pytorch_grad_cam import GradCAM

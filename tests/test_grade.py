@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from helpers.grade import grade, infer_lab, main
-from helpers.templates import render_template
+from helpers.course.grade import grade, infer_lab, main
+from helpers.course.templates import render_template
 
 from conftest import REPO_ROOT
 

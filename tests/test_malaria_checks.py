@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.checks import (CheckFailed, check_grad_cam, check_lsgan_losses, check_malaria_discriminator, check_malaria_generator,
+from helpers.checks.malaria import (CheckFailed, check_grad_cam, check_lsgan_losses, check_malaria_discriminator, check_malaria_generator,
                             check_malaria_head, check_stage_loss)
-from helpers.malaria_models import Discriminator, Generator, MultiTaskDiscriminator
+from helpers.malaria.models import Discriminator, Generator, MultiTaskDiscriminator
 
 from lab3_support import notebook_namespace
 

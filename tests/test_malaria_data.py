@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.malaria import (
+from helpers.malaria.data import (
     NO_STAGE, Box, MalariaDataError, crop_window, extract_patches, field_key, load_fields,
     load_iml, load_m5, load_patches, load_train_val, pair_microscopes, parse_voc, split_by_field, window_label,
 )

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torchmetrics.classification import MultilabelAccuracy, MultilabelF1Score, MultilabelPrecision, MultilabelRecall
 
-from helpers.malaria import random_dihedral
-from helpers.malaria_metrics import (
+from helpers.malaria.data import random_dihedral
+from helpers.malaria.metrics import (
     FEATURE_NAMES, checkerboard_energy, feature_frechet_distance, format_metrics_table, multilabel_metrics,
     patch_features, plot_epoch_curves, plot_prediction_gallery, stage_names,
 )

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from helpers.checkpoints import CheckpointError
-from helpers.malaria_models import (
+from helpers.malaria.models import (
     Discriminator, Generator, MalariaGANConfig, MultiTaskDiscriminator, load_model, save_model, state_dict_layout,
 )
 from helpers.models import count_parameters

@@ -10,7 +10,7 @@ import sys
 import nbformat
 import numpy as np
 
-from helpers.run_notebook import execute_notebook
+from helpers.course.run_notebook import execute_notebook
 from nbprobe import assert_outputs_of_one_real_run, probe_result
 
 from lab3_support import NOTEBOOK, REPO, sample_root

@@ -1,6 +1,6 @@
 """checkpoint_links.txt and the helper that says which checkpoint files to share."""
 
-from helpers.share_checkpoints import (LINKS_FILE, PLACEHOLDER, SHARED_LABS, checkpoint_files, link_problems,
+from helpers.course.share_checkpoints import (LINKS_FILE, PLACEHOLDER, SHARED_LABS, checkpoint_files, link_problems,
                                        read_links, report)
 
 
@@ -8,7 +8,7 @@ def test_links_file_has_one_placeholder_per_lab():
     links = read_links(LINKS_FILE)
     assert set(links) == set(SHARED_LABS) == {"vanilla", "cwgan"}
     assert all(v == PLACEHOLDER for v in links.values())
-    assert "python -m helpers.share_checkpoints" in LINKS_FILE.read_text()
+    assert "python -m helpers.course.share_checkpoints" in LINKS_FILE.read_text()
     assert len(link_problems(links)) == 2
 
 

@@ -9,15 +9,15 @@ import nbformat
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from helpers.run_notebook import execute_notebook
-from helpers.templates import (COLAB_CELL_KEYS, COLAB_NOTEBOOK_KEYS, NOTE_CELL_ID, RUN_CELL_KEYS, TemplateError,
+from helpers.course.run_notebook import execute_notebook
+from helpers.course.templates import (COLAB_CELL_KEYS, COLAB_NOTEBOOK_KEYS, NOTE_CELL_ID, RUN_CELL_KEYS, TemplateError,
                                colab_metadata, lab_notebooks, main, make_template, render_template,
                                stale_templates, template_path, template_source)
 
 from conftest import REPO_ROOT
 
 SOLUTIONS = lab_notebooks(REPO_ROOT)
-# Written independently of helpers.templates: what a region and a TODO block look like.
+# Written independently of helpers.course.templates: what a region and a TODO block look like.
 SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n(?:.*\n)*?[ \t]*### END SOLUTION[ \t]*$", re.M)
 HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t]*### END HIDDEN TESTS[ \t]*(?:\n|$)", re.M)
 TODO_BLOCK = re.compile(r"^([ \t]*)##TODO## \S.*\n(?:\1#   .*\n)*\1# YOUR CODE HERE\n\1raise NotImplementedError\(\)$", re.M)
@@ -70,7 +70,7 @@ def test_template_is_the_solution_minus_its_regions(solution):
     sol = nbformat.read(solution, as_version=4)
     tmpl = _template(solution)
     assert tmpl.cells[0].id == NOTE_CELL_ID and f"Generated from `{solution.name}`" in tmpl.cells[0].source
-    assert "python -m helpers.templates" in tmpl.cells[0].source and "do not edit" in tmpl.cells[0].source
+    assert "python -m helpers.course.templates" in tmpl.cells[0].source and "do not edit" in tmpl.cells[0].source
     assert len(tmpl.cells) == len(sol.cells) + 1
     n_regions = 0
     for i, (s, t) in enumerate(zip(sol.cells, tmpl.cells[1:])):
@@ -192,7 +192,7 @@ def test_check_fails_on_a_stale_or_missing_template(tmp_path, capsys):
     nb = nbformat.read(tmpl, as_version=4)
     nb.cells[5].source += "\n# edited by hand"
     nbformat.write(nb, tmpl)
-    run = subprocess.run([sys.executable, "-m", "helpers.templates", "--check", "--root", str(tmp_path)],
+    run = subprocess.run([sys.executable, "-m", "helpers.course.templates", "--check", "--root", str(tmp_path)],
                          cwd=REPO_ROOT, capture_output=True, text=True)
     assert run.returncode == 1 and "templates/lab8_vanilla.ipynb: stale" in run.stderr, run.stderr
     tmpl.unlink()
@@ -203,7 +203,7 @@ def test_check_fails_on_a_stale_or_missing_template(tmp_path, capsys):
 
 
 def test_committed_templates_are_current():
-    assert stale_templates(REPO_ROOT) == [], "run `python -m helpers.templates`"
+    assert stale_templates(REPO_ROOT) == [], "run `python -m helpers.course.templates`"
 
 
 def test_template_run_headless_stops_at_the_first_todo_cell(solution, tmp_path, lab_dirs):

@@ -11,7 +11,7 @@
 * :func:`plot_epoch_curves`, :func:`plot_prediction_gallery`: the figures of Task 2.
 
 Conventions: patches are (N, 3, S, S) in [-1, 1]; stage columns follow
-:data:`helpers.malaria.STAGES`; a stage is predicted when its probability is at least
+:data:`helpers.malaria.data.STAGES`; a stage is predicted when its probability is at least
 ``threshold`` (0.5).
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from helpers.malaria import STAGES
+from helpers.malaria.data import STAGES
 from helpers.metrics import frechet_distance
 
 FEATURE_NAMES = ("mean R", "mean G", "mean B", "std R", "std G", "std B", "edge strength")

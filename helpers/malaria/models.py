@@ -174,7 +174,7 @@ def architecture_of(model: nn.Module) -> str:
     if isinstance(model, Generator):
         return "generator"
     raise TypeError(
-        f"{type(model).__name__} is not one of helpers.malaria_models' classes, so its architecture cannot be "
+        f"{type(model).__name__} is not one of helpers.malaria.models' classes, so its architecture cannot be "
         f"inferred: pass it, e.g. save_model(model, path, architecture='generator') (one of {', '.join(ARCHITECTURES)})."
     )
 
@@ -288,7 +288,7 @@ def load_model(
     if stored not in ARCHITECTURES or not isinstance(ckpt.get("config"), dict) or stored not in ckpt["models"]:
         raise CheckpointError(
             f"{path} is not a Lab 3 model file (it needs 'architecture', 'config' and the weights under "
-            f"'models'). Write it with helpers.malaria_models.save_model."
+            f"'models'). Write it with helpers.malaria.models.save_model."
         )
     if wanted is not None and stored != wanted:
         raise CheckpointError(

@@ -1,7 +1,7 @@
 """Benchmark: train each lab in a chosen profile and report speed and quality.
 
-    python -m helpers.bench --profile full --labs vanilla cwgan
-    python -m helpers.bench --profile smoke --labs vanilla --out /tmp/bench     # what the tests run
+    python -m helpers.course.bench --profile full --labs vanilla cwgan
+    python -m helpers.course.bench --profile smoke --labs vanilla --out /tmp/bench     # what the tests run
 
 Each lab notebook is executed top to bottom in a fresh kernel (the same code students run, no
 copy of it here), then a probe cell appended to it measures the trained generator with the
@@ -31,7 +31,7 @@ import nbformat
 import torch
 
 from helpers.env import PROFILES, pick_device
-from helpers.run_notebook import REPO_ROOT, execute_notebook
+from helpers.course.run_notebook import REPO_ROOT, execute_notebook
 
 NOTEBOOKS = {"vanilla": "lab8_vanilla.ipynb", "cwgan": "lab8_cwgan.ipynb"}
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the executed notebooks to this folder (to inspect their figures)")
     args = parser.parse_args(argv)
 
-    command = "python -m helpers.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m helpers.course.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"profile": args.profile, "command": command.strip(), "environment": environment(), "results": []}
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:
         for lab in args.labs:

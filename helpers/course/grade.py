@@ -1,6 +1,6 @@
 """Grade a submitted lab notebook: run it headlessly, record every check, write JSON and Markdown.
 
-    python -m helpers.grade SUBMISSION.ipynb [--lab vanilla|cwgan|malaria] [--out DIR] [--timeout S]
+    python -m helpers.course.grade SUBMISSION.ipynb [--lab vanilla|cwgan|malaria] [--out DIR] [--timeout S]
 
 **Grading runs the student's code.** A submission can do anything its author could do on this
 machine: read files, use the network, delete things, start processes. Run the grader in a
@@ -52,7 +52,7 @@ from typing import Any
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB_NOTEBOOKS = {"vanilla": "lab8_vanilla.ipynb", "cwgan": "lab8_cwgan.ipynb", "malaria": "dcgan_malaria.ipynb"}
 DEFAULT_TIMEOUT = 900
 PROBE_MARK = "GANLAB-GRADE-PROBE "
@@ -68,7 +68,7 @@ GENERATE_CONTRACTS: dict[str, dict[str, Any]] = {
 }
 
 PROBE_SOURCE = r'''
-# Added by helpers.grade: tests the generate contract and prints one line of JSON.
+# Added by helpers.course.grade: tests the generate contract and prints one line of JSON.
 def __ganlab_grade_probe(config):
     import json
     import numpy as np
@@ -185,10 +185,13 @@ def infer_lab(submission: str | Path, nb: nbformat.NotebookNode | None = None) -
     return None
 
 
-def check_names(checks_file: Path = REPO_ROOT / "helpers" / "checks.py") -> set[str]:
-    """The public ``check_*`` functions defined in ``helpers/checks.py`` (read, not imported)."""
-    tree = ast.parse(checks_file.read_text(encoding="utf-8"))
-    return {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")}
+def check_names(checks_dir: Path = REPO_ROOT / "helpers" / "checks") -> set[str]:
+    """The public ``check_*`` functions defined in ``helpers/checks/`` (read, not imported)."""
+    names = set()
+    for path in checks_dir.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")}
+    return names
 
 
 def check_calls(source: str, names: set[str]) -> list[str]:
@@ -255,7 +258,7 @@ def compare_snapshots(before: dict[str, Any], after: dict[str, Any]) -> dict[str
 
 def _make_guard(guard: Path) -> None:
     (guard / "nested").mkdir(parents=True, exist_ok=True)
-    (guard / "SENTINEL.txt").write_text("helpers.grade: a submission must not touch this file.\n")
+    (guard / "SENTINEL.txt").write_text("helpers.course.grade: a submission must not touch this file.\n")
     (guard / "nested" / "sentinel.bin").write_bytes(bytes(range(256)))
 
 
@@ -289,7 +292,7 @@ def _prepare(nb: nbformat.NotebookNode, lab: str) -> tuple[nbformat.NotebookNode
         origin.append(i)
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and "parameters" in tags and re.search(r"^PROFILE\s*=", cell.source, re.M):
-            run.cells.append(nbformat.v4.new_code_cell('PROFILE = "smoke"  # injected by helpers.grade'))
+            run.cells.append(nbformat.v4.new_code_cell('PROFILE = "smoke"  # injected by helpers.course.grade'))
             origin.append(None)
             notes.append(f"`PROFILE = \"smoke\"` injected after cell {i + 1} (the parameters cell).")
     probe = nbformat.v4.new_code_cell(PROBE_SOURCE.strip().replace("CONFIG_JSON", repr(json.dumps(GENERATE_CONTRACTS[lab]))))
@@ -560,7 +563,7 @@ def grade(submission: str | Path, lab: str | None = None, out_dir: str | Path | 
         for py in REPO_ROOT.glob("*.py"):
             shutil.copy2(py, work / py.name)
         shutil.copy2(submission, work / submission.name)
-        names = check_names(work / "helpers" / "checks.py")
+        names = check_names(work / "helpers" / "checks")
         expected = expected_checks(lab, names, fallback=nb)
 
         if watch is None:

@@ -1,7 +1,7 @@
 """Which checkpoint files to share from Google Drive, and whether ``checkpoint_links.txt`` is filled in.
 
-    python -m helpers.share_checkpoints            # in Colab (after the setup cell) or locally
-    python -m helpers.share_checkpoints --root DIR # checkpoints elsewhere
+    python -m helpers.course.share_checkpoints            # in Colab (after the setup cell) or locally
+    python -m helpers.course.share_checkpoints --root DIR # checkpoints elsewhere
 
 The course asks for one link per lab, for the vanilla and the cWGAN lab. A lab run in the full
 profile keeps its checkpoints in ``<checkpoint root>/<lab>/`` (see :func:`helpers.env.setup_lab`):
@@ -21,7 +21,7 @@ from pathlib import Path
 from helpers.checkpoints import BEST, LAST
 from helpers.env import DRIVE_ROOT, checkpoint_root
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LINKS_FILE = REPO_ROOT / "checkpoint_links.txt"
 SHARED_LABS = ("vanilla", "cwgan")  # the two labs whose checkpoints the course asks for
 PLACEHOLDER = "PASTE-YOUR-LINK-HERE"
@@ -83,7 +83,7 @@ def link_problems(links: dict[str, str], labs: tuple[str, ...] = SHARED_LABS) ->
 
 
 def report(root: str | Path | None = None, links_file: str | Path = LINKS_FILE) -> str:
-    """The text ``python -m helpers.share_checkpoints`` prints."""
+    """The text ``python -m helpers.course.share_checkpoints`` prints."""
     lines = []
     for item in checkpoint_files(root):
         lines.append(f"{item.lab}: share the folder {item.folder}")

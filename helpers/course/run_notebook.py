@@ -1,6 +1,6 @@
 """Run a lab notebook top to bottom in a fresh kernel, headless, and say where its outputs are.
 
-    python -m helpers.run_notebook lab8_vanilla.ipynb --profile quick
+    python -m helpers.course.run_notebook lab8_vanilla.ipynb --profile quick
 
 The executed copy goes to ``outputs/executed/<name>.<profile>.ipynb`` (``--inplace`` writes
 the outputs back into the notebook itself, which is how the committed figures are made).
@@ -20,7 +20,7 @@ from nbclient.exceptions import CellExecutionError
 
 from helpers.env import PROFILES, shown_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def execute_notebook(

@@ -1,0 +1,130 @@
+"""Instant checks, called in the cell right after each TODO.
+
+A check that fails raises :class:`CheckFailed` saying which quantity differed, by how much,
+and a hint; it never just prints. Expected values come from ``helpers/checks/answers/*.json``
+(generated once from the solution notebooks and committed), not from reference code that a
+student could read and copy.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+CHECK_DATA = Path(__file__).resolve().parent / "answers"
+
+
+class CheckFailed(AssertionError):
+    """Your code does not do what the TODO asks; the message says what differed."""
+
+
+def _ok(name: str) -> None:
+    print(f"✓ {name}: passed")
+
+
+def _fail(what: str, hint: str) -> None:
+    raise CheckFailed(f"{what}\nHint: {hint}")
+
+
+@lru_cache(maxsize=None)
+def expected(lab: str) -> dict:
+    """The committed expected values of one lab's checks."""
+    path = CHECK_DATA / f"{lab}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"Missing {path}: the course files are incomplete; fetch the repository again.")
+    return json.loads(path.read_text())
+
+
+def _compare(name: str, got: torch.Tensor | float, want: float, hint: str, rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    if torch.is_tensor(got):
+        if got.numel() != 1:
+            _fail(f"{name} should be a single number (a scalar tensor), got shape {tuple(got.shape)}.",
+                  "average over the batch (e.g. .mean()) instead of returning one value per image.")
+        got = float(got.detach())
+    if not np.isfinite(got) or abs(got - want) > atol + rtol * abs(want):
+        _fail(f"{name} is {got:.6f} but should be {want:.6f} (off by {got - want:+.6f}).", hint)
+
+
+def _carries_grad(*values: object) -> bool:
+    """True when every value is a tensor still attached to the autograd graph."""
+    return all(torch.is_tensor(v) and v.requires_grad for v in values)
+
+
+def _fixed_logits(requires_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed logits every loss check uses (plain numbers, nothing secret).
+
+    With ``requires_grad`` the checks can tell whether a loss still carries gradients.
+    """
+    real = torch.tensor([2.0, -0.5, 1.25, 0.0, 3.0, -1.5], dtype=torch.float32, requires_grad=requires_grad)
+    fake = torch.tensor([-1.0, 0.75, -2.5, 0.5, -0.25, 1.5], dtype=torch.float32, requires_grad=requires_grad)
+    return real, fake
+
+
+def check_train_step(train_step: Callable, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer,
+                     opt_D: torch.optim.Optimizer, *batch: torch.Tensor) -> None:
+    """One call of ``train_step(*batch)``: each optimizer owns its network, the D step leaves G alone.
+
+    Works for every lab's unrolled step (one or several D steps, then a G step). The networks, the
+    optimizers and the random state are restored afterwards, so calling the check changes nothing.
+    """
+    for opt, net, name, net_name in ((opt_G, G, "opt_G", "G"), (opt_D, D, "opt_D", "D")):
+        owned = {id(p) for group in opt.param_groups for p in group["params"]}
+        if owned != {id(p) for p in net.parameters()}:
+            _fail(f"{name} does not optimise exactly the parameters of {net_name}.",
+                  f"build it from {net_name}.parameters() only: each step must change only the network it trains.")
+    import copy
+
+    saved = [copy.deepcopy(x.state_dict()) for x in (G, D, opt_G, opt_D)]
+    modes = (G.training, D.training)
+    rng = torch.random.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    events: list[str] = []
+    leaked: list[bool] = []
+
+    def before_d_step(*_):
+        if "G" not in events:  # the D step comes first: G's weights must have no gradient yet
+            leaked.append(any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in G.parameters()))
+        events.append("D")
+
+    hooks = [opt_D.register_step_pre_hook(before_d_step),
+             opt_G.register_step_pre_hook(lambda *_: events.append("G"))]
+    G.zero_grad(set_to_none=True)
+    D.zero_grad(set_to_none=True)
+    detach_hint = ("score the fakes with D(x_fake.detach()) in the D step, so that loss_D.backward() stops at the "
+                   "fakes and never reaches G's weights.")
+    try:
+        try:
+            train_step(*batch)
+        except NotImplementedError:
+            raise
+        except Exception as err:  # noqa: BLE001 - explain the likely cause
+            if any(leaked):
+                _fail(f"the D step computed gradients for G's weights, then train_step failed: {type(err).__name__}: {err}",
+                      detach_hint)
+            _fail(f"train_step failed: {type(err).__name__}: {err}", "follow the two steps of the TODO in order.")
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for obj, state in zip((G, D, opt_G, opt_D), saved):
+            obj.load_state_dict(state)
+        G.train(modes[0])
+        D.train(modes[1])
+        G.zero_grad(set_to_none=True)
+        D.zero_grad(set_to_none=True)
+        torch.random.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    if "D" not in events or "G" not in events:
+        missing = " and ".join(n for n, k in (("opt_D.step()", "D"), ("opt_G.step()", "G")) if k not in events)
+        _fail(f"train_step never called {missing}.", "each step ends with zero_grad, backward, then the optimizer's step().")
+    if any(leaked):
+        _fail("the D step computed gradients for G's weights (loss_D reached G).", detach_hint)
+    _ok("train step")
+
+

@@ -1,0 +1,1 @@
+"""Course tooling: templates, grading, the benchmark, running notebooks, the release."""
