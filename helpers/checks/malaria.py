@@ -254,13 +254,20 @@ def check_lsgan_losses(d_loss: Callable, g_loss: Callable) -> None:
     _ok("least-squares losses")
 
 
+def _fixed_stage_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed stage logits (6, 4) and multi-hot targets (6, 4) for check_stage_loss (plain numbers)."""
+    real, fake = _fixed_logits()
+    logits = torch.stack([real, fake, real.flip(0), -fake], dim=1)  # (6, 4)
+    targets = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0]],
+                           dtype=torch.float32)
+    return logits, targets
+
+
 def check_stage_loss(stage_loss: Callable) -> None:
     """J_C, the multi-label binary cross-entropy of the stage logits, on fixed inputs."""
     exp = expected("malaria")["losses"]
-    real, fake = _fixed_logits()
-    logits = torch.stack([real, fake, real.flip(0), -fake], dim=1).requires_grad_(True)  # (6, 4)
-    targets = torch.tensor([[1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0], [1, 0, 0, 1], [0, 0, 0, 0]],
-                           dtype=torch.float32)
+    logits, targets = _fixed_stage_batch()
+    logits.requires_grad_(True)
     loss = stage_loss(logits, targets)
     _compare("stage_loss_bce(logits_stage, targets)", loss, exp["stage_bce"],
              "binary_cross_entropy_with_logits(logits, targets), averaged over all m x 4 entries; do not apply a "
