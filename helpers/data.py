@@ -6,7 +6,8 @@ into it. When the files are missing they are downloaded into a writable folder, 
 that is impossible the loader stops with one message that names the folder it looked in
 and points to ``data_README.md``.
 
-Root resolution: explicit ``root`` argument, else ``$GANLAB_DATA``, else ``./data``.
+Root resolution: explicit ``root`` argument, else ``$GANLAB_DATA``, else ``./data``
+(the variables are read by :func:`helpers.env.settings`).
 Expected layout (torchvision's): ``<root>/MNIST/raw/train-images-idx3-ubyte.gz`` etc.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,11 +22,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from helpers.env import settings
+
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 _FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -53,7 +54,7 @@ def resolve_data_root(root: str | os.PathLike | None = None) -> Path:
         ``root``, else ``$GANLAB_DATA``, else ``./data`` (as an absolute path).
     """
     if root is None:
-        root = os.environ.get("GANLAB_DATA") or "data"
+        root = settings().data or "data"
     return Path(root).expanduser().resolve()
 
 
@@ -99,7 +100,8 @@ def _download(name: str, root: Path) -> None:
 
 
 def _writable_cache() -> Path:
-    return Path(os.environ.get("GANLAB_CACHE") or Path.home() / ".cache" / "gan-lab" / "data")
+    """``$GANLAB_CACHE``, else ``~/.cache/gan-lab/data``: where downloads go when the data folder is read-only."""
+    return settings().cache or Path.home() / ".cache" / "gan-lab" / "data"
 
 
 def _locate_raw(name: str, root: Path, download: bool) -> Path:
@@ -156,7 +158,7 @@ def load_images(
     if name not in _FOLDERS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(_FOLDERS)}.")
     if download is None:
-        download = os.environ.get("GANLAB_OFFLINE", "") not in ("1", "true", "yes")
+        download = not settings().offline
     raw = _locate_raw(name, resolve_data_root(root), download)
     img_stem, lbl_stem = _FILES[train]
     images = _read_idx(_find_file(raw, img_stem))
@@ -179,23 +181,6 @@ def load_mnist(**kwargs) -> tuple[torch.Tensor, torch.Tensor]:
 def load_fashion_mnist(**kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST; keyword arguments as :func:`load_images`."""
     return load_images("fashion_mnist", **kwargs)
-
-
-def copy_to_local(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Copy a dataset folder (e.g. on Google Drive) to local disk once, and return the copy.
-
-    Reading thousands of small files from a Drive mount is slow and times out; training
-    reads the local copy instead. An existing copy is reused.
-    """
-    src, dst = Path(src), Path(dst)
-    if not src.exists():
-        raise DataNotFoundError(f"Nothing to copy: {src} does not exist. {_README_HINT}")
-    if not dst.exists():
-        tmp = dst.with_name(dst.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp)
-        os.replace(tmp, dst)
-    return dst
 
 
 @dataclass

@@ -7,6 +7,9 @@ Profiles (one switch, ``GANLAB_PROFILE`` or the notebook's ``PROFILE`` parameter
     smoke  every cell runs in seconds (tests, CI)
     quick  a visible result on a laptop CPU in minutes
     full   the lab's real results (the default when a GPU is present)
+
+The ``GANLAB_*`` environment variables are read here and nowhere else: :func:`settings` returns
+them as one :class:`Settings` record (README, "Where things go", lists each with its default).
 """
 
 from __future__ import annotations
@@ -15,19 +18,72 @@ import os
 import random
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Mapping, TypeVar
 
 import numpy as np
 import torch
-
-from helpers.course.release import REPO_TAG, REPO_URL
 
 PROFILES = ("smoke", "quick", "full")
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_ROOT = DRIVE_MOUNT / "MyDrive" / "gan-lab"
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``GANLAB_*`` environment variables, as read by :func:`settings`.
+
+    ``None`` means "not set" (an empty value counts as not set); the function that uses a value
+    applies its default, named in the comment. Paths are ``~``-expanded but not resolved: a relative
+    path is taken from the working directory of whoever uses it.
+    """
+
+    profile: str | None = None              # GANLAB_PROFILE: smoke | quick | full; default full on a GPU, quick on a CPU
+    device: str | None = None               # GANLAB_DEVICE: "cpu", "cuda", "cuda:1", "mps"; default CUDA > MPS > CPU
+    data: Path | None = None                # GANLAB_DATA: folder with MNIST/, FashionMNIST/, malaria_sample/; default ./data
+    cache: Path | None = None               # GANLAB_CACHE: where MNIST downloads go when data is read-only; default ~/.cache/gan-lab/data
+    offline: bool = False                   # GANLAB_OFFLINE: 1/true/yes turns dataset downloads off (the tests set it)
+    checkpoints: Path | None = None         # GANLAB_CHECKPOINTS: checkpoint root; default MyDrive/gan-lab in Colab, else ./checkpoints
+    output: Path | None = None              # GANLAB_OUTPUT: figures root; default ./outputs
+    inception_weights: Path | None = None   # GANLAB_INCEPTION_WEIGHTS: Inception FID weights; default torch hub's cache
+    malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default $GANLAB_DATA/malaria_sample
+
+
+# The variable behind each field of Settings.
+ENV_VARS: dict[str, str] = {f.name: f"GANLAB_{f.name.upper()}" for f in fields(Settings)}
+
+
+def settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every ``GANLAB_*`` variable now (not at import, so a test's ``monkeypatch.setenv`` counts).
+
+    Args:
+        environ: the variables to read; default ``os.environ`` (the grader passes a kernel's environment).
+
+    Returns:
+        The :class:`Settings`, ``None`` for every variable that is unset or empty.
+    """
+    environ = os.environ if environ is None else environ
+
+    def text(field: str) -> str | None:
+        return environ.get(ENV_VARS[field], "").strip() or None
+
+    def path(field: str) -> Path | None:
+        value = text(field)
+        return Path(value).expanduser() if value else None
+
+    return Settings(
+        profile=text("profile"),
+        device=text("device"),
+        data=path("data"),
+        cache=path("cache"),
+        offline=(text("offline") or "").lower() in ("1", "true", "yes"),
+        checkpoints=path("checkpoints"),
+        output=path("output"),
+        inception_weights=path("inception_weights"),
+        malaria_data=path("malaria_data"),
+    )
 
 
 def in_colab() -> bool:
@@ -55,7 +111,7 @@ def pick_device(prefer: str | None = None, verbose: bool = True) -> torch.device
 
     Prints the choice; on a CPU-only Colab runtime it says how to switch to a GPU.
     """
-    prefer = prefer or os.environ.get("GANLAB_DEVICE")
+    prefer = prefer or settings().device
     if prefer:
         device = torch.device(prefer)
     elif torch.cuda.is_available():
@@ -77,7 +133,7 @@ def pick_device(prefer: str | None = None, verbose: bool = True) -> torch.device
 
 def resolve_profile(profile: str | None = None, device: torch.device | None = None) -> str:
     """``profile``, else ``$GANLAB_PROFILE``, else ``full`` on a GPU and ``quick`` on a CPU."""
-    profile = profile or os.environ.get("GANLAB_PROFILE")
+    profile = profile or settings().profile
     if not profile:
         device = device or pick_device(verbose=False)
         profile = "quick" if device.type == "cpu" else "full"
@@ -144,9 +200,9 @@ def flush_writes() -> None:
 
 def checkpoint_root(colab: bool | None = None) -> Path:
     """``$GANLAB_CHECKPOINTS``, else ``MyDrive/gan-lab`` in Colab, else ``./checkpoints``."""
-    env = os.environ.get("GANLAB_CHECKPOINTS")
-    if env:
-        return Path(env).expanduser().resolve()
+    root = settings().checkpoints
+    if root is not None:
+        return root.resolve()
     if in_colab() if colab is None else colab:
         return DRIVE_ROOT
     return Path("checkpoints").resolve()
@@ -187,7 +243,7 @@ def setup_lab(
             _mount_drive()  # only when checkpoints really go to Drive
         path_to_checkpoint = root / suffix
     if output_dir is None:
-        output_dir = Path(os.environ.get("GANLAB_OUTPUT") or "outputs") / f"{lab}-{profile}"
+        output_dir = (settings().output or Path("outputs")) / f"{lab}-{profile}"
     env = LabEnv(
         lab=lab,
         profile=profile,
@@ -200,8 +256,3 @@ def setup_lab(
     env.output_dir.mkdir(parents=True, exist_ok=True)
     print(f"Profile: {profile}   checkpoints: {shown_path(env.path_to_checkpoint)}   figures: {shown_path(env.output_dir)}")
     return env
-
-
-def release_info() -> str:
-    """The pinned release the Colab bootstrap cell fetches."""
-    return f"{REPO_URL}@{REPO_TAG}"

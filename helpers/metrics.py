@@ -30,6 +30,7 @@ import torch
 
 from helpers.classifiers import NUM_CLASSES, Classifier, check_images, classify, load_classifier
 from helpers.data import load_images
+from helpers.env import settings
 
 ArrayLike = np.ndarray | torch.Tensor
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
@@ -311,9 +312,9 @@ def density_coverage(
 def inception_weights_path() -> Path:
     """Where the Inception weights are looked for: ``$GANLAB_INCEPTION_WEIGHTS``, else the file
     torch-fidelity downloads into ``torch.hub.get_dir()/checkpoints/``."""
-    env = os.environ.get("GANLAB_INCEPTION_WEIGHTS")
-    if env:
-        return Path(env).expanduser()
+    path = settings().inception_weights
+    if path is not None:
+        return path
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
 
 

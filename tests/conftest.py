@@ -9,7 +9,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-if not os.environ.get("GANLAB_DATA") and (REPO_ROOT.parent / "shared" / "data").is_dir():
+from helpers.env import settings  # noqa: E402  (the repository root is importable from here on)
+
+if settings().data is None and (REPO_ROOT.parent / "shared" / "data").is_dir():
     os.environ["GANLAB_DATA"] = str(REPO_ROOT.parent / "shared" / "data")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GANLAB_OFFLINE", "1")  # tests never reach for the network
@@ -18,8 +20,8 @@ os.environ.setdefault("GANLAB_OFFLINE", "1")  # tests never reach for the networ
 @pytest.fixture
 def data_root() -> Path:
     """The folder that holds MNIST/raw and FashionMNIST/raw (read-only in CI)."""
-    root = Path(os.environ["GANLAB_DATA"])
-    if not (root / "MNIST" / "raw").is_dir():
+    root = settings().data
+    if root is None or not (root / "MNIST" / "raw").is_dir():
         pytest.fail(f"GANLAB_DATA={root} has no MNIST/raw; see data_README.md")
     return root
 

@@ -1,5 +1,7 @@
+import dataclasses
 import re
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -88,3 +90,46 @@ def test_bootstrap_cell_pins_the_release_of_helpers_release(name):
     first_code = next(c for c in nbformat.read(REPO_ROOT / name, as_version=4).cells if c.cell_type == "code")
     assert f'REPO_URL = "{REPO_URL}"' in first_code.source
     assert f'REPO_TAG = "{REPO_TAG}"' in first_code.source
+
+
+def test_settings_read_the_environment_at_call_time(monkeypatch, tmp_path):
+    for var in env_mod.ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    assert env_mod.settings() == env_mod.Settings()
+    monkeypatch.setenv("GANLAB_DATA", str(tmp_path))
+    monkeypatch.setenv("GANLAB_OUTPUT", "")             # empty counts as unset
+    monkeypatch.setenv("GANLAB_OFFLINE", "True")
+    monkeypatch.setenv("GANLAB_PROFILE", " smoke ")
+    got = env_mod.settings()
+    assert got.data == tmp_path and got.output is None and got.offline and got.profile == "smoke"
+    # the grader reads a kernel's environment, not its own
+    assert env_mod.settings({"GANLAB_CHECKPOINTS": "~/ck"}).checkpoints == Path("~/ck").expanduser()
+    assert env_mod.settings({"GANLAB_OFFLINE": "0"}).offline is False
+
+
+def test_readme_lists_every_variable():
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("## Where things go"):]
+    table = table[:table.index("\n## ")]
+    assert set(env_mod.ENV_VARS) == {f.name for f in dataclasses.fields(env_mod.Settings)}
+    for var in env_mod.ENV_VARS.values():
+        assert f"`{var}" in table, f"README's 'Where things go' does not list {var}"
+    assert set(re.findall(r"GANLAB_[A-Z_]+", readme)) <= set(env_mod.ENV_VARS.values())
+
+
+# A read of a GANLAB_ variable by name: environ.get, os.getenv, a dict's .get, or environ[...] not followed by
+# an assignment (writes such as monkeypatch.setenv or a kernel's environment built for a subprocess are fine).
+_READ = re.compile(r"""(?:\.get|getenv)\(\s*["']GANLAB_|environ\[\s*["']GANLAB_[A-Z_]*["']\s*\](?!\s*=[^=])""")
+# Reads in files owned by other work in progress, each to become a helpers.env.settings() call.
+_NOT_YET_CONVERTED = {
+    "helpers/course/grade.py", "helpers/course/run_notebook.py", "tests/lab3_support.py",
+}
+
+
+def test_only_helpers_env_reads_ganlab_variables():
+    sources = {p: p.read_text() for p in [*REPO_ROOT.glob("*.py"), *REPO_ROOT.glob("helpers/**/*.py"),
+                                          *REPO_ROOT.glob("tests/*.py")]}
+    for nb in REPO_ROOT.glob("*.ipynb"):
+        sources[nb] = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+    readers = {str(p.relative_to(REPO_ROOT)) for p, text in sources.items() if _READ.search(text)}
+    assert readers - _NOT_YET_CONVERTED == set(), "read them with helpers.env.settings()"
