@@ -1,5 +1,8 @@
 """Figures for the labs. Every function returns the matplotlib figure and, given a path,
 saves it as a PNG file (real pixels, not a screenshot) under the lab's output folder.
+
+:func:`save_figure` is the one way a figure reaches disk, here, in ``helpers.malaria`` and in the
+notebooks; :func:`save_image_grid` writes images themselves (no axes) at their own resolution.
 """
 
 from __future__ import annotations
@@ -14,11 +17,22 @@ import torch
 import torchvision.utils as vutils
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike | None) -> None:
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+def save_figure(fig: plt.Figure, path: str | os.PathLike | None) -> Path | None:
+    """Write ``fig`` as a PNG file (110 dpi, tight bounding box), creating its folder.
+
+    Args:
+        fig: the figure.
+        path: the PNG file; ``None`` saves nothing (every plotting function takes an optional path).
+
+    Returns:
+        The path written, or ``None``.
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
 
 
 def smooth(values: Sequence[float], window: int = 50) -> np.ndarray:
@@ -68,7 +82,7 @@ def plot_curves(
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -133,7 +147,7 @@ def plot_image_grid(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -158,7 +172,7 @@ def plot_first_layer_weights(weight: torch.Tensor, path: str | os.PathLike | Non
     ax.set_axis_off()
     ax.set_title(title)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -176,7 +190,7 @@ def plot_class_histogram(counts: Sequence[float], class_names: Sequence[str],
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 

@@ -15,6 +15,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from helpers.checkpoints import unwrap
+
 _TRAINED_FLAG = "_ganlab_trained"
 
 
@@ -29,11 +31,12 @@ def check_count(n: object, name: str = "n") -> int:
 
 def mark_trained(model: torch.nn.Module) -> None:
     """Record that ``model`` holds trained (or loaded) weights."""
-    setattr(getattr(model, "_orig_mod", model), _TRAINED_FLAG, True)
+    setattr(unwrap(model), _TRAINED_FLAG, True)
 
 
 def is_trained(model: torch.nn.Module) -> bool:
-    return bool(getattr(getattr(model, "_orig_mod", model), _TRAINED_FLAG, False))
+    """True once :func:`mark_trained` was called on ``model`` (or on the module behind its ``torch.compile`` wrapper)."""
+    return bool(getattr(unwrap(model), _TRAINED_FLAG, False))
 
 
 def require_trained(model: torch.nn.Module, name: str = "G") -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from helpers.checkpoints import atomic_save
 from helpers.classifiers import DATASETS, Classifier, classify, record_path, weights_path
 from helpers.data import TensorBatcher, load_images
 
@@ -47,13 +48,6 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
@@ -140,7 +134,7 @@ def save_classifier(model: Classifier, record: dict, dataset: str) -> None:
     """Write the weights and, beside them, the record with the weights' SHA-256."""
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     path = weights_path(dataset)
-    _atomic_torch_save(state_dict, path)
+    atomic_save(state_dict, path)
     record = dict(record, weights_file=path.name,
                   weights_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
     _atomic_write_bytes(record_path(dataset), (json.dumps(record, indent=2) + "\n").encode())

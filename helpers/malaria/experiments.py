@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from helpers.plotting import plot_losses, smooth
+from helpers.plotting import plot_losses, save_figure, smooth
 
 History = Mapping[str, Sequence[float]]
 
@@ -131,9 +131,7 @@ def plot_factor(runs: Sequence[ExperimentRun], factor: str, loss_keys: Sequence[
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path)
     return fig
 
 
@@ -192,7 +190,7 @@ def run_experiments(
             plot_path = out_dir / f"{prefix}_{stem}_losses.png"
             fig = plot_losses(history, window=20, g_key=loss_keys[0], d_key=loss_keys[-1])
             fig.suptitle(name, y=1.02)
-            fig.savefig(plot_path, dpi=110, bbox_inches="tight")
+            save_figure(fig, plot_path)
             plt.close(fig)
             files.append(plot_path)
         return ExperimentRun(name, factor, value, config, history, dict(result["metrics"]), seconds, plot_path)

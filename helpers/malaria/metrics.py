@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 
 from helpers.malaria.data import STAGES
 from helpers.metrics import frechet_distance
+from helpers.plotting import save_figure
 
 FEATURE_NAMES = ("mean R", "mean G", "mean B", "std R", "std G", "std B", "edge strength")
 _ABBREVIATIONS = {"ring": "R", "trophozoite": "T", "schizont": "S", "gametocyte": "G"}
@@ -187,12 +187,6 @@ def checkerboard_energy(x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- figures
-def _save(fig: plt.Figure, path: str | os.PathLike | None) -> None:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-
-
 def plot_epoch_curves(
     curves: Mapping[str, Sequence[float]],
     panels: Sequence[Sequence[str]],
@@ -220,7 +214,7 @@ def plot_epoch_curves(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -285,5 +279,5 @@ def plot_prediction_gallery(
             axes[row, 0].text(0.5, 0.5, "none", ha="center", va="center", transform=axes[row, 0].transAxes)
     fig.suptitle(f"{title} (R ring, T trophozoite, S schizont, G gametocyte, - none)", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
