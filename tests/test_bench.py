@@ -13,6 +13,7 @@ def test_summarise_computes_speed_and_time_to_target():
         "per_epoch": {"recognised": [0.5, 0.92, 0.95]},
         "metrics": {"confident_fraction": 0.95, "class_histogram": [0.1] * 10},
         "config": {},
+        "contract": {"status": "passed", "items": []},
     }
     s = bench.summarise("vanilla", raw, wall_seconds=12.0)
     assert s["train_images_per_second"] == 30 * 64 / 8.0
@@ -37,6 +38,7 @@ def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     m = r["metrics"]
     assert abs(sum(m["class_histogram"]) - 1) < 1e-6 and 0 <= m["confident_fraction"] <= 1
     assert "real_floor" in m
+    assert r["generate_contract"] == "passed"  # the one contract, checked by helpers.course.probe in the kernel
     md = (tmp_path / "bench_smoke_cpu.md").read_text()
     assert "| vanilla | 2 |" in md and "torch " + env["torch"] in md
     executed = nbformat.read(tmp_path / "nb" / "vanilla_smoke.ipynb", as_version=4)  # kept for its figures

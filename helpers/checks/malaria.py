@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.checks.graded import Defined, GradedCheck
 from helpers.checks.common import (CheckFailed, _carries_grad, _compare, _fail, _fixed_logits, _ok, check_train_step,
                                    expected)
 from helpers.checks.vanilla import check_generate
@@ -324,3 +325,34 @@ def check_grad_cam(grad_cam: Callable) -> None:
     if any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters()):
         _fail("grad_cam filled the parameters' .grad.", "backpropagate only to the activation: y.backward(inputs=[A]).")
     _ok("GradCAM")
+
+
+# ----------------------------------------------------------------------------- what the grader calls
+def _grade_train_step(names: Defined, step: str, G: str, D: str, opt_G: str, opt_D: str) -> None:
+    n = names["cfg"].batch_size
+    check_train_step(names[step], names[G], names[D], names[opt_G], names[opt_D], names["x_train"][:n],
+                     names["y_train"][:n])
+
+
+GRADED = [
+    GradedCheck("malaria.generator", "TODO 1: the generator", lambda names: check_malaria_generator(names["Generator"])),
+    GradedCheck("malaria.discriminator", "TODO 2: the discriminator",
+                lambda names: check_malaria_discriminator(names["Discriminator"])),
+    GradedCheck("malaria.losses", "TODO 3: the least-squares losses",
+                lambda names: check_lsgan_losses(d_loss=names["lsgan_d_loss"], g_loss=names["lsgan_g_loss"])),
+    GradedCheck("malaria.train_step", "TODO 4-5: optimizers and the training step",
+                lambda names: _grade_train_step(names, "train_step", "G", "D", "opt_G", "opt_D")),
+    GradedCheck("malaria.head", "TODO 7: the multi-task discriminator",
+                lambda names: check_malaria_head(names["MultiTaskDiscriminator"])),
+    GradedCheck("malaria.stage_loss", "TODO 8: the classification loss",
+                lambda names: check_stage_loss(names["stage_loss_bce"])),
+    GradedCheck("malaria.train_step_multitask", "TODO 9: the multi-task training step",
+                lambda names: _grade_train_step(names, "train_step_mt", "G_mt", "D_mt", "opt_G_mt", "opt_D_mt")),
+    GradedCheck("malaria.grad_cam", "GradCAM (the TODO in grad_cam)", lambda names: check_grad_cam(names["grad_cam"])),
+]
+
+
+def graded_generate(names: Defined) -> dict:
+    """What the grader checks the generate contract with: the function, one patch's shape, the network."""
+    size = names["cfg"].image_size
+    return {"generate": names["generate"], "shape": (3, size, size), "model": names.get("G")}

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.checks.contract import MALARIA, VANILLA, check_contract
+from helpers.checks.graded import Defined, GradedCheck
 from helpers.checks.common import (CheckFailed, _carries_grad, _compare, _fail, _fixed_logits, _ok, check_train_step,
                                    expected)
 
@@ -116,32 +118,36 @@ def check_vanilla_losses(d_loss: Callable, g_loss: Callable) -> None:
     _ok("BCE losses")
 
 
-def check_generate(generate: Callable, shape: tuple[int, int] = (28, 28), **kwargs) -> None:
-    """The ``generate`` contract: float32 (n, H, W) in [0, 1], seeds, bad arguments."""
-    a = generate(5, seed=0, **kwargs)
-    if not isinstance(a, np.ndarray):
-        _fail(f"generate returned {type(a).__name__}, expected a numpy array.", "finish with to_unit_images(x) (or .cpu().numpy()).")
-    if a.shape != (5, *shape) or a.dtype != np.float32:
-        _fail(f"generate(5) returned shape {a.shape} and dtype {a.dtype}, expected {(5, *shape)} float32.",
-              "drop the channel axis and convert to float32.")
-    if a.min() < 0 or a.max() > 1:
-        _fail(f"generate returned values in [{a.min():.3f}, {a.max():.3f}], expected [0, 1].",
-              "map the tanh output from [-1, 1] to [0, 1] with (x + 1) / 2.")
-    b = generate(5, seed=0, **kwargs)
-    if not np.array_equal(a, b):
-        _fail("generate(5, seed=0) gave different images on two calls.",
-              "draw the noise from the seed (seeded_noise) and use eval mode so BatchNorm does not use batch statistics.")
-    if np.array_equal(a, generate(5, seed=1, **kwargs)):
-        _fail("generate(5, seed=0) and generate(5, seed=1) gave the same images: the seed is ignored.",
-              "draw the noise from the seed argument: seeded_noise(n, latent_dim, seed, device).")
-    for bad, err in ((0, ValueError), (-3, ValueError), (2.5, TypeError), ("4", TypeError)):
-        try:
-            generate(bad, **kwargs)
-        except err:
-            continue
-        except Exception as other:  # noqa: BLE001 - report what was raised instead
-            _fail(f"generate({bad!r}) raised {type(other).__name__}, expected {err.__name__}.", "validate n with check_count(n) first.")
-        _fail(f"generate({bad!r}) did not raise {err.__name__}.", "validate n with check_count(n) first.")
-    _ok("generate")
+def check_generate(generate: Callable, shape: tuple[int, ...] = (28, 28), model: nn.Module | None = None,
+                   **kwargs) -> None:
+    """The ``generate`` contract (helpers.checks.contract): float32 (n, *shape) in [0, 1], seeds, bad arguments.
+
+    Args:
+        generate: the notebook's ``generate(n, seed=None, ...)``.
+        shape: one image's shape: (28, 28) here, (3, S, S) in the malaria lab.
+        model: the network generate samples from; when given, its train/eval mode must survive a call.
+        **kwargs: passed to every call (the malaria lab's ``generator=``).
+    """
+    check_contract(generate, MALARIA if len(shape) == 3 else VANILLA, shape=shape, model=model, **kwargs)
 
 
+# ----------------------------------------------------------------------------- what the grader calls
+def _grade_train_step(names: Defined) -> None:
+    batch = names["x_train"][:names["cfg"].batch_size]
+    check_train_step(names["train_step"], names["G"], names["D"], names["opt_G"], names["opt_D"], batch)
+
+
+GRADED = [
+    GradedCheck("vanilla.generator", "TODO 1: the generator",
+                lambda names: check_generator(names["Generator"], latent_dim=names["cfg"].latent_dim)),
+    GradedCheck("vanilla.discriminator", "TODO 2: the discriminator",
+                lambda names: check_discriminator(names["Discriminator"])),
+    GradedCheck("vanilla.losses", "TODO 3: the BCE losses",
+                lambda names: check_vanilla_losses(d_loss=names["d_loss_bce"], g_loss=names["g_loss_bce"])),
+    GradedCheck("vanilla.train_step", "TODO 4-5: optimizers and the training step", _grade_train_step),
+]
+
+
+def graded_generate(names: Defined) -> dict:
+    """What the grader checks the generate contract with: the function and the network it samples from."""
+    return {"generate": names["generate"], "model": names.get("G_ema")}

@@ -5,7 +5,8 @@
 
 Each lab notebook is executed top to bottom in a fresh kernel (the same code students run, no
 copy of it here), then a probe cell appended to it measures the trained generator with the
-project's own classifiers (``helpers.metrics``). Writes ``bench_<profile>_<device>.json`` and a
+project's own classifiers (``helpers.metrics``) and checks ``generate`` with the one contract
+(``helpers.course.probe``, a module the kernel imports). Writes ``bench_<profile>_<device>.json`` and a
 Markdown table beside it, and prints the table. Every figure carries the device, the software
 versions and the command that produced it.
 
@@ -31,38 +32,11 @@ import nbformat
 import torch
 
 from helpers.env import PROFILES, pick_device
+from helpers.course.labs import LABS, lab_named
+from helpers.course.probe import BENCH_MARK
 from helpers.course.run_notebook import REPO_ROOT, execute_notebook
 
-NOTEBOOKS = {"vanilla": "lab8_vanilla.ipynb", "cwgan": "lab8_cwgan.ipynb"}
-
-# Probe cells: run after the notebook, in its namespace. They read names every lab defines
-# (cfg, history, generate, device, env) and print one JSON line.
-_PROBE_VANILLA = r'''
-import json as _json
-_n = {"smoke": 200, "quick": 2000, "full": 5000}[env.profile]
-_x = torch.from_numpy(generate(_n, seed=2024)).unsqueeze(1) * 2 - 1
-_m = evaluate_samples(_x.to(device), dataset="mnist")
-_images_per_step = cfg.batch_size
-_per_epoch = {"recognised": history.get("recognised", [])}
-print("BENCH-RESULT " + _json.dumps({"metrics": _m, "epoch_end": history["epoch_end"],
-      "epoch_seconds": history["epoch_seconds"], "images_per_step": _images_per_step,
-      "per_epoch": _per_epoch, "config": asdict(cfg)}))
-'''
-
-_PROBE_CWGAN = r'''
-import json as _json
-_k = {"smoke": 20, "quick": 200, "full": 1000}[env.profile]
-_req = torch.arange(10).repeat_interleave(_k)
-_x = np.concatenate([generate(_k, c, seed=3000 + c) for c in range(10)])
-_m = evaluate_samples(torch.from_numpy(_x).unsqueeze(1).to(device) * 2 - 1, dataset="fashion_mnist", requested=_req)
-_images_per_step = cfg.batch_size * cfg.n_critic
-_per_epoch = {"conditional_accuracy": history.get("conditional_accuracy", [])}
-print("BENCH-RESULT " + _json.dumps({"metrics": _m, "epoch_end": history["epoch_end"],
-      "epoch_seconds": history["epoch_seconds"], "images_per_step": _images_per_step,
-      "per_epoch": _per_epoch, "config": asdict(cfg)}))
-'''
-
-PROBES = {"vanilla": _PROBE_VANILLA, "cwgan": _PROBE_CWGAN}
+BENCH_LABS = [lab.name for lab in LABS if lab.bench]
 # Per-epoch metric and threshold that define "reached the quality target".
 TARGETS = {"vanilla": ("recognised", 0.90), "cwgan": ("conditional_accuracy", 0.95)}
 
@@ -92,7 +66,7 @@ def environment() -> dict:
 def _parse_probe(nb) -> dict:
     for cell in reversed(nb.cells):
         for out in cell.get("outputs", []):
-            m = re.search(r"BENCH-RESULT (.*)", out.get("text", ""))
+            m = re.search(re.escape(BENCH_MARK) + r"(.*)", out.get("text", ""))
             if m:
                 return json.loads(m.group(1))
     raise RuntimeError("the benchmark probe printed no result")
@@ -119,6 +93,7 @@ def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
         "per_epoch_" + key: [round(v, 4) for v in per_epoch],
         "metrics": m,
         "config": raw["config"],
+        "generate_contract": raw["contract"]["status"],
     }
     if lab == "vanilla":
         hist = m["class_histogram"]
@@ -139,8 +114,8 @@ def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | No
         "GANLAB_OUTPUT": str(workdir / "outputs"),
     }
     started = time.perf_counter()
-    nb = execute_notebook(REPO_ROOT / NOTEBOOKS[lab], profile, timeout=timeout,
-                          extra_cells=[PROBES[lab]], env=env)
+    probe = f"from helpers.course.probe import print_bench_result\nprint_bench_result(globals(), {lab!r})"
+    nb = execute_notebook(lab_named(lab).notebook_path(), profile, timeout=timeout, extra_cells=[probe], env=env)
     elapsed = time.perf_counter() - started
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -157,8 +132,8 @@ def to_markdown(report: dict) -> str:
         f"{e['cpu_count']} CPUs ({e['torch_threads']} torch threads), {e['platform']}, {e['date']}.",
         f"Command: `{report['command']}`",
         "",
-        "| lab | epochs | train s | images/s | target | s to target | key metrics | real-data floor | meets target |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| lab | epochs | train s | images/s | target | s to target | key metrics | real-data floor | meets target | generate contract |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         m = r["metrics"]
@@ -172,7 +147,7 @@ def to_markdown(report: dict) -> str:
             floor = f"cond. acc. {f['conditional_accuracy']:.1%}, FD {f['frechet_distance']:.2f}"
         lines.append(f"| {r['lab']} | {r['epochs']} | {r['train_seconds']} | {r['train_images_per_second']} | "
                      f"{r['target']} | {r['seconds_to_target'] if r['seconds_to_target'] is not None else 'not reached'} | "
-                     f"{key} | {floor} | {'yes' if r['meets_target'] else 'no'} |")
+                     f"{key} | {floor} | {'yes' if r['meets_target'] else 'no'} | {r['generate_contract']} |")
     lines += ["", "FD: Fréchet distance on the project classifier's penultimate features (not Inception FID)."]
     return "\n".join(lines) + "\n"
 
@@ -180,7 +155,7 @@ def to_markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="full", choices=PROFILES)
-    parser.add_argument("--labs", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
+    parser.add_argument("--labs", nargs="+", default=BENCH_LABS, choices=BENCH_LABS)
     parser.add_argument("--out", default=str(REPO_ROOT / "results"), help="folder for the JSON and Markdown report")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per notebook cell")
     parser.add_argument("--notebooks", default=None,
@@ -191,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"profile": args.profile, "command": command.strip(), "environment": environment(), "results": []}
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:
         for lab in args.labs:
-            print(f"[bench] {lab}: running {NOTEBOOKS[lab]} in the {args.profile} profile ...", flush=True)
+            print(f"[bench] {lab}: running {lab_named(lab).notebook} in the {args.profile} profile ...", flush=True)
             report["results"].append(run_lab(lab, args.profile, Path(tmp) / lab, args.timeout,
                                               Path(args.notebooks) if args.notebooks else None))
     out = Path(args.out)

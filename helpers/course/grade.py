@@ -1,50 +1,69 @@
-"""Grade a submitted lab notebook: run it headlessly, record every check, write JSON and Markdown.
+"""Grade a submitted lab notebook: run its code in a grader process that calls the checks itself.
 
     python -m helpers.course.grade SUBMISSION.ipynb [--lab vanilla|cwgan|malaria] [--out DIR] [--timeout S]
 
-**Grading runs the student's code.** A submission can do anything its author could do on this
-machine: read files, use the network, delete things, start processes. Run the grader in a
-disposable environment (a throw-away container or VM, or at least a user account that owns nothing
-of value), never on a machine with credentials or data you cannot lose. The precautions below make
-accidents visible; they are not a sandbox.
+writes ``DIR/<stem>.grade.json`` (the record below) and ``DIR/<stem>.grade.md`` (default ``DIR``:
+``./grades``).
 
-What happens:
+**Grading runs the student's code.** Run it in a disposable environment (a throw-away container or
+VM, or at least a user account that owns nothing of value). The precautions below stop the hostile
+submissions of the tests (fake pass lines, replaced or patched checks, copied training images, hangs,
+crashes, files touched outside the scratch folder); they are not a sandbox against code that patches
+torch itself or reads the grader's memory.
 
-1. A scratch folder is made (``tempfile``): ``work/`` holds a pristine copy of the repository's
-   ``helpers/`` (and its top-level ``*.py`` files) and of the submission, with its own
-   ``GANLAB_CHECKPOINTS`` and ``GANLAB_OUTPUT``; ``guard/`` beside it holds sentinel files. Data
-   come from ``$GANLAB_DATA``, else ``./data`` or ``../shared/data`` beside the repository.
-2. The notebook runs in a fresh kernel (nbclient) in the ``smoke`` profile, with ``work/`` as its
-   working folder, ``allow_errors=True`` so that a failing cell does not hide the checks after it,
-   and one time limit for the whole run (``--timeout``; a cell that hangs is stopped there and the
-   kernel killed). A notebook whose parameters cell sets ``PROFILE`` gets ``PROFILE = "smoke"``
-   injected after that cell.
-3. Each check the lab's solution notebook calls (``check_generator(...)``...) is looked up in the
-   cell that calls it in the submission: the ``✓ <name>: passed`` line it prints means passed; the
-   error the cell raised means failed (``CheckFailed``), not implemented (``NotImplementedError``)
-   or error (anything else). A probe cell appended at the end tests the ``generate`` contract
-   (array type, shape, dtype, range, seeds, bad arguments, G's mode restored).
-4. The files under ``guard/``, the submission file, the repository's ``helpers/`` and the data
-   folder are listed (size and modification time) before and after the run; anything deleted,
-   changed or added there is reported, as is a change to the scratch copy of ``helpers/``.
-5. ``<out>/<name>.grade.json``, ``<out>/<name>.grade.md`` and the executed notebook
-   ``<out>/<name>.executed.ipynb`` are written (default ``<out>``: ``./grades``).
+What happens (:func:`grade`):
 
-The grader itself never fails on a submission: a crash, a hang, a dead kernel or an unreadable
-notebook ends up in the report, and the exit code is 0. It is non-zero only for usage errors (no
-such file, a lab that cannot be told, bad arguments).
+1. A scratch folder: ``work/`` (the submission's working folder, with a copy of ``helpers/`` and the
+   repository's top-level ``*.py`` for the subprocesses a notebook starts, its own
+   ``GANLAB_CHECKPOINTS`` and ``GANLAB_OUTPUT``), ``guard/`` beside it with sentinel files, and a
+   results folder elsewhere in the temporary directory.
+2. ``python -m helpers.course.grade_runner`` starts in ``work/`` in its own process group, in the
+   ``smoke`` profile, with one time limit for everything (``--timeout``; at the limit the whole
+   process group is killed). Its job goes over stdin: the submission's code cells (``PROFILE =
+   "smoke"`` injected after the parameters cell), the hidden tests read from the lab's *solution*
+   notebook (``### BEGIN HIDDEN TESTS`` regions; never from the submission), and a random nonce
+   that names the results file. The runner imports helpers first, runs the cells, puts back any
+   helpers it finds changed (tampering), then calls every registered check itself on the
+   submission's objects (see :mod:`helpers.course.grade_runner`).
+3. The guard folder, the submission, the repository's ``helpers/`` and the data folder are listed
+   (size and modification time) before and after; a change there, or to the scratch copy of
+   ``helpers/``, is reported.
+4. Points come from one table, ``helpers.course.labs.POINTS``. A submission gets no credit (0 points,
+   with the reason under ``problems``) when its process timed out or died, when it touched files
+   outside its scratch folder, when it tampered with ``helpers``, or when its ``generate`` returned
+   copies of training images.
+
+The report (``<stem>.grade.json``)::
+
+    {"submission": path, "student": stem, "lab": name, "points": float, "max_points": float,
+     "all_passed": bool, "summary": str,
+     "checks": [{"id", "title", "kind": "visible"|"hidden"|"contract", "points", "max_points",
+                 "status": "passed"|"failed"|"not implemented"|"error"|"not run", "message"}],
+     "contract": {"status", "message", "items": [{"id", "requirement", "status", "ok", "message", "hint"}]},
+     "by_hand": [{"id", "cell", "title"}],        # answer cells: markdown with ### BEGIN SOLUTION
+     "problems": [str], "tampering": [str],
+     "execution": {"code_cells", "cells_run", "stopped": None|"timeout"|"process died", "stopped_cell_number",
+                   "stopped_phase", "errored_cells": [{"cell", "ename", "evalue", "todo"}], "notes", "exit_code"},
+     "integrity": {"deleted", "changed", "added", "helpers_copy", "watched_files", "watched"},
+     "grader_errors": [str], "profile": "smoke", "timeout_s", "duration_s", "workdir", "output_tail"}
+
+The grader never fails on a submission: a crash, a hang or an unreadable notebook ends up in the
+report, and the exit code is 0; it is non-zero only for usage errors.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
+import secrets
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 from pathlib import Path
@@ -52,175 +71,88 @@ from typing import Any
 
 import nbformat
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-LAB_NOTEBOOKS = {"vanilla": "lab8_vanilla.ipynb", "cwgan": "lab8_cwgan.ipynb", "malaria": "dcgan_malaria.ipynb"}
+from helpers.course.labs import LABS, POINTS, REPO_ROOT, lab_named, lab_names, lab_points
+from helpers.course.grade_runner import PROGRESS_NAME, SMOKE_CELL
+from helpers.course.templates import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
+
 DEFAULT_TIMEOUT = 900
-PROBE_MARK = "GANLAB-GRADE-PROBE "
 MAX_SNAPSHOT_ENTRIES = 50_000
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_PASSED_LINE = re.compile(r"^✓ (?P<name>.+?): passed\s*$", re.M)
-
-# What ``generate`` must do in each lab; ``required: False`` records the probe without grading it.
-GENERATE_CONTRACTS: dict[str, dict[str, Any]] = {
-    "vanilla": {"args": [], "shape": [28, 28], "required": True, "classes": 0},
-    "cwgan": {"args": [3], "shape": [28, 28], "required": True, "classes": 10},
-    "malaria": {"args": [], "shape": None, "required": True, "classes": 0},  # (n, 3, S, S): S from the config
-}
-
-PROBE_SOURCE = r'''
-# Added by helpers.course.grade: tests the generate contract and prints one line of JSON.
-def __ganlab_grade_probe(config):
-    import json
-    import numpy as np
-    import torch
-    items, state = [], {}
-
-    def record(name, test, needs_sample=True):
-        if needs_sample and "a" not in state:
-            items.append({"name": name, "ok": False, "detail": "not tested: the first call failed"})
-            return
-        try:
-            ok, detail = test()
-        except NotImplementedError:
-            ok, detail = False, "NotImplementedError: generate is not implemented yet"
-        except BaseException as err:  # anything the submission raises is a result, not a grader crash
-            ok, detail = False, f"{type(err).__name__}: {err}"
-        items.append({"name": name, "ok": bool(ok), "detail": str(detail)[:400]})
-
-    info = {"items": items}
-    try:
-        import helpers
-        info["helpers"] = str(getattr(helpers, "__file__", ""))
-    except BaseException as err:
-        info["helpers"] = f"not importable: {type(err).__name__}: {err}"
-    gen = globals().get("generate")
-    info["defined"] = callable(gen)
-    if callable(gen):
-        args, shape = list(config["args"]), config["shape"]
-        shown = "".join(f", {a!r}" for a in args)
-
-        def call(n, seed, *override):
-            return gen(n, *(override or args), seed=seed)
-
-        def first():
-            a = call(5, 0)
-            if not isinstance(a, np.ndarray):
-                return False, f"returned {type(a).__name__}, not a numpy array"
-            want = None if shape is None else (5, *shape)
-            ok = (want is None or a.shape == want) and a.dtype == np.float32
-            if ok:
-                state["a"] = a
-            return ok, f"shape {a.shape}, dtype {a.dtype}" + ("" if ok else f"; expected {want or '(5, ...)'} float32")
-
-        wanted = "a float32 array" + ("" if shape is None else f" of shape {(5, *shape)}")
-        record(f"generate(5{shown}, seed=0) returns {wanted}", first, needs_sample=False)
-        record("values lie in [0, 1]", lambda: (0 <= state["a"].min() and state["a"].max() <= 1,
-                                                f"[{state['a'].min():.3f}, {state['a'].max():.3f}]"))
-        record("the same seed gives the same images", lambda: (np.array_equal(call(5, 0), state["a"]), ""))
-        record("another seed gives other images", lambda: (not np.array_equal(call(5, 1), state["a"]), ""))
-        def raises(err, *call_args):
-            def attempt():
-                try:
-                    gen(*call_args)
-                except err:
-                    return True, ""
-                except BaseException as other:
-                    return False, f"raised {type(other).__name__}: {other}"
-                return False, "raised nothing"
-            return attempt
-
-        for bad, err in ((0, ValueError), (-2, ValueError), (2.5, TypeError), ("3", TypeError)):
-            record(f"generate({bad!r}{shown}) raises {err.__name__}", raises(err, bad, *args))
-        g_name = "G_ema" if isinstance(globals().get("G_ema"), torch.nn.Module) else "G"  # the one sampled from
-        model = globals().get(g_name)
-        if isinstance(model, torch.nn.Module):
-            def modes():
-                was = model.training
-                try:
-                    model.train()
-                    call(2, 0)
-                    kept_train = model.training
-                    model.eval()
-                    call(2, 0)
-                    kept_eval = not model.training
-                finally:
-                    model.train(was)
-                return kept_train and kept_eval, "" if kept_train and kept_eval else f"{g_name}'s mode changed"
-            record(f"{g_name}'s train/eval mode is the same after the call", modes)
-        names = globals().get("FASHION_CLASSES")
-        for c in range(config["classes"]):
-            def per_class(c=c):
-                a = call(3, 0, c)
-                ok = isinstance(a, np.ndarray) and a.shape == (3, *shape) and a.dtype == np.float32
-                if ok and names is not None:
-                    ok = np.array_equal(call(3, 0, names[c]), a)
-                    return ok, "" if ok else f"generate(3, {names[c]!r}) differs from generate(3, {c})"
-                return ok, f"{type(a).__name__} {getattr(a, 'shape', '')} {getattr(a, 'dtype', '')}"
-            record(f"class {c}" + (f" ({names[c]})" if names is not None else "") + ": by index and by name", per_class)
-        if config["classes"]:
-            for bad_c in (config["classes"], -1, "no such class"):
-                record(f"generate(2, {bad_c!r}) raises ValueError", raises(ValueError, 2, bad_c))
-    print("''' + PROBE_MARK + r'''" + json.dumps(info))
+_HIDDEN_ID = re.compile(r"^#\s*hidden test\s+(?P<id>[\w.]+)\s*(?::\s*(?P<title>.*))?$")
 
 
-__ganlab_grade_probe(__import__("json").loads(CONFIG_JSON))
-'''
-
-
-# ----------------------------------------------------------------------------- which lab, which checks
+# ----------------------------------------------------------------------------- which lab, which tests
 def infer_lab(submission: str | Path, nb: nbformat.NotebookNode | None = None) -> str | None:
     """The lab of a submission: from its file name (``lab8_cwgan_jdoe.ipynb``), else its ``setup_lab`` call."""
     stem = Path(submission).stem.lower()
-    for lab, name in LAB_NOTEBOOKS.items():
-        if Path(name).stem in stem:
-            return lab
-    found = [lab for lab in LAB_NOTEBOOKS if lab in stem]
+    for lab in LABS:
+        if Path(lab.notebook).stem in stem:
+            return lab.name
+    found = [name for name in lab_names() if name in stem]
     if len(found) == 1:
         return found[0]
     if nb is not None:
         for cell in nb.cells:
             m = re.search(r"setup_lab\(\s*[\"'](\w+)[\"']", cell.get("source", "")) if cell.cell_type == "code" else None
-            if m and m.group(1) in LAB_NOTEBOOKS:
+            if m and m.group(1) in lab_names():
                 return m.group(1)
     return None
 
 
-def check_names(checks_dir: Path = REPO_ROOT / "helpers" / "checks") -> set[str]:
-    """The public ``check_*`` functions defined in ``helpers/checks/`` (read, not imported)."""
-    names = set()
-    for path in checks_dir.glob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        names |= {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("check_")}
-    return names
+def hidden_tests(notebook: str | Path) -> list[dict[str, str]]:
+    """The hidden tests of a solution notebook: ``[{"id", "title", "source", "cell"}]``, in order.
+
+    A hidden test is a ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` region of a code cell
+    whose first line is ``# hidden test <lab>.<name>: <title>``; ``<lab>.<name>`` is its row in POINTS.
+    """
+    nb = nbformat.read(notebook, as_version=4)
+    tests = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        region: list[str] | None = None
+        for line in cell.source.split("\n"):
+            if _BEGIN_HIDDEN.match(line):
+                region = []
+            elif _END_HIDDEN.match(line) and region is not None:
+                body = textwrap.dedent("\n".join(region))
+                m = _HIDDEN_ID.match(body.strip().split("\n", 1)[0].strip())
+                if not m:
+                    raise ValueError(f"{Path(notebook).name} cell {index}: a hidden-tests region must start with "
+                                     f"'# hidden test <lab>.<name>: <title>'")
+                tests.append({"id": m.group("id"), "title": m.group("title") or m.group("id"), "source": body,
+                              "cell": index})
+                region = None
+            elif region is not None:
+                region.append(line)
+    return tests
 
 
-def check_calls(source: str, names: set[str]) -> list[str]:
-    """The checks a cell calls at top level (not inside a function), in order."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # magics or broken code: fall back to unindented call lines
-        return [m.group(1) for m in re.finditer(r"^(check_\w+)\s*\(", source, re.M) if m.group(1) in names]
-    calls = []
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            func = stmt.value.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name in names:
-                calls.append(name)
-    return calls
+def answer_cells(solution: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """Markdown cells with a ``### BEGIN SOLUTION`` region in the solution: graded by hand.
+
+    ``cell`` is the 1-based position of the cell with the same id in the submission (None if gone).
+    """
+    positions = {c.get("id"): i + 1 for i, c in enumerate(submission.cells)}
+    found = []
+    for cell in solution.cells:
+        if cell.cell_type == "markdown" and any(_BEGIN.match(line) for line in cell.source.split("\n")):
+            title = next((ln.lstrip("#").strip() for ln in cell.source.split("\n") if ln.strip()), "")
+            found.append({"id": cell.get("id"), "cell": positions.get(cell.get("id")), "title": title[:200]})
+    return found
 
 
-def expected_checks(lab: str, names: set[str], fallback: nbformat.NotebookNode | None = None) -> list[str]:
-    """The checks the lab's solution notebook calls (else its template's, else the submission's)."""
-    for path in (REPO_ROOT / LAB_NOTEBOOKS[lab], REPO_ROOT / "templates" / LAB_NOTEBOOKS[lab]):
-        if path.is_file():
-            nb = nbformat.read(path, as_version=4)
-            break
-    else:
-        nb = fallback
-    if nb is None:
-        return []
-    return [c for cell in nb.cells if cell.cell_type == "code" for c in check_calls(cell.source, names)]
+def code_cells(nb: nbformat.NotebookNode) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cells the runner executes: ``{"cell": 1-based index, "source"}``, the smoke profile pinned."""
+    cells, notes = [], []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        cells.append({"cell": i + 1, "source": cell.source})
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and re.search(r"^PROFILE\s*=", cell.source, re.M):
+            cells.append({"cell": i + 1, "source": SMOKE_CELL, "injected": True})
+            notes.append(f'`PROFILE = "smoke"` injected after cell {i + 1} (the parameters cell).')
+    return cells, notes
 
 
 # ----------------------------------------------------------------------------- files outside the work folder
@@ -262,198 +194,143 @@ def _make_guard(guard: Path) -> None:
     (guard / "nested" / "sentinel.bin").write_bytes(bytes(range(256)))
 
 
-# ----------------------------------------------------------------------------- running the notebook
-def _kernel_env(work: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({"GANLAB_PROFILE": "smoke", "GANLAB_CHECKPOINTS": str(work / "checkpoints"),
-                "GANLAB_OUTPUT": str(work / "outputs"), "PYTHONUNBUFFERED": "1"})
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    if not env.get("GANLAB_DATA"):
-        for candidate in (REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"):  # local, course machines
-            if candidate.is_dir():
-                env["GANLAB_DATA"] = str(candidate)
-                break
-    # The kernel must import the scratch copy of helpers/, not the repository's.
-    keep = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO_ROOT]
-    if keep:
-        env["PYTHONPATH"] = os.pathsep.join(keep)
-    else:
-        env.pop("PYTHONPATH", None)
-    return env
-
-
-def _prepare(nb: nbformat.NotebookNode, lab: str) -> tuple[nbformat.NotebookNode, list[int | None], list[str]]:
-    """The notebook to run (profile pinned, probe appended) and each cell's index in the submission."""
-    run = nbformat.v4.new_notebook(metadata=nb.metadata)
-    origin: list[int | None] = []
-    notes = []
-    for i, cell in enumerate(nb.cells):
-        run.cells.append(cell)
-        origin.append(i)
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.cell_type == "code" and "parameters" in tags and re.search(r"^PROFILE\s*=", cell.source, re.M):
-            run.cells.append(nbformat.v4.new_code_cell('PROFILE = "smoke"  # injected by helpers.course.grade'))
-            origin.append(None)
-            notes.append(f"`PROFILE = \"smoke\"` injected after cell {i + 1} (the parameters cell).")
-    probe = nbformat.v4.new_code_cell(PROBE_SOURCE.strip().replace("CONFIG_JSON", repr(json.dumps(GENERATE_CONTRACTS[lab]))))
-    probe.metadata["tags"] = ["ganlab-grade-probe"]
-    run.cells.append(probe)
-    origin.append(None)
-    return run, origin, notes
-
-
-def _execute(run: nbformat.NotebookNode, work: Path, timeout: float) -> dict[str, Any]:
-    """Run the cells in order within ``timeout`` seconds in all; say how far it got and why it stopped."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    info: dict[str, Any] = {"stopped": None, "stopped_cell": None, "executed": []}
-    deadline = time.monotonic() + timeout
-    client = NotebookClient(run, timeout=int(timeout), kernel_name="python3", allow_errors=True,
-                            shutdown_kernel="immediate", startup_timeout=min(120, max(30, int(timeout))),
-                            resources={"metadata": {"path": str(work)}})
-    client.reset_execution_trackers()
-    index = None
-    try:
-        with client.setup_kernel(env=_kernel_env(work), cwd=str(work)):
-            for index, cell in enumerate(run.cells):
-                if cell.cell_type != "code":
-                    continue
-                left = deadline - time.monotonic()
-                if left < 1:
-                    info["stopped"], info["stopped_cell"] = "timeout", index
-                    break
-                client.timeout = max(1, int(left))
-                client.execute_cell(cell, index, execution_count=len(info["executed"]) + 1)
-                info["executed"].append(index)
-    except CellTimeoutError:
-        info["stopped"], info["stopped_cell"] = "timeout", index
-    except DeadKernelError as err:
-        info["stopped"], info["stopped_cell"] = "kernel died", index
-        info["detail"] = str(err)[:500]
-    except Exception as err:  # noqa: BLE001 - the kernel would not start, or nbclient failed
-        info["stopped"], info["stopped_cell"] = "execution error", index
-        info["detail"] = f"{type(err).__name__}: {err}"[:2000]
-    return info
-
-
-# ----------------------------------------------------------------------------- reading the results
-def _text(cell: nbformat.NotebookNode) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-
-
-def _error(cell: nbformat.NotebookNode) -> dict[str, str] | None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            tb = _ANSI.sub("", "\n".join(out.get("traceback", [])))
-            return {"ename": out.get("ename", ""), "evalue": _ANSI.sub("", out.get("evalue", ""))[:3000],
-                    "traceback": tb[-4000:]}
+def _data_dir() -> str | None:
+    if os.environ.get("GANLAB_DATA"):
+        return os.environ["GANLAB_DATA"]
+    for candidate in (REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"):  # local, course machines
+        if candidate.is_dir():
+            return str(candidate)
     return None
 
 
-def _status(ename: str) -> str:
-    return {"CheckFailed": "failed", "NotImplementedError": "not implemented"}.get(ename, "error")
+def _runner_env(work: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"GANLAB_PROFILE": "smoke", "GANLAB_CHECKPOINTS": str(work / "checkpoints"),
+                "GANLAB_OUTPUT": str(work / "outputs"), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
+                "GANLAB_OFFLINE": env.get("GANLAB_OFFLINE", "1")})
+    data = _data_dir()
+    if data:
+        env["GANLAB_DATA"] = data
+    env.pop("PYTHONPATH", None)  # the runner imports the scratch copy of helpers/ (its working folder)
+    return env
 
 
-def _collect_checks(run, origin, info, expected: list[str], names: set[str]) -> list[dict[str, Any]]:
-    executed = set(info["executed"])
-    calls = []  # (check, cell position in run, position within the cell)
-    for pos, cell in enumerate(run.cells):
-        if cell.cell_type == "code" and origin[pos] is not None:
-            calls += [(name, pos, k) for k, name in enumerate(check_calls(cell.source, names))]
-    results = []
-    used: set[tuple[int, int]] = set()
-    todo_missing = False  # an earlier TODO raised NotImplementedError: later NameErrors come from it
-    for name in expected:
-        match = next(((pos, k) for n, pos, k in calls if n == name and (pos, k) not in used), None)
-        if match is None:
-            results.append({"check": name, "cell": None, "status": "missing",
-                            "message": f"the submission does not call {name}(...) any more"})
-            continue
-        used.add(match)
-        pos, k = match
-        cell = run.cells[pos]
-        entry = {"check": name, "cell": origin[pos] + 1, "status": "", "message": ""}
-        passed = _PASSED_LINE.findall(_text(cell))
-        err = _error(cell)
-        if k < len(passed):
-            entry.update(status="passed", message=f"✓ {passed[k]}: passed")
-        elif err is not None and k == len(passed):
-            detail = err["evalue"] or ("the TODO is not written yet" if err["ename"] == "NotImplementedError" else "")
-            status = _status(err["ename"])
-            if err["ename"] == "NameError" and todo_missing:
-                status, detail = "not implemented", f"{detail} (an earlier TODO is not written yet)"
-            todo_missing = todo_missing or err["ename"] == "NotImplementedError"
-            entry.update(status=status, message=f"{err['ename']}: {detail}".rstrip(": "))
-        elif pos == info["stopped_cell"]:
-            entry.update(status="not run", message=f"the run stopped in this cell: {info['stopped']}")
-        elif pos not in executed:
-            entry.update(status="not run", message=f"the cell did not run (the run stopped earlier: {info['stopped']})")
-        else:
-            entry.update(status="not run", message="an earlier statement in the same cell failed")
-        results.append(entry)
-    return results
+# ----------------------------------------------------------------------------- running the grader process
+def _run_runner(job: dict, work: Path, timeout: float, log: Path) -> dict[str, Any]:
+    """Start the runner, hand it its job on stdin, wait at most ``timeout`` s, kill its group at the limit."""
+    info: dict[str, Any] = {"stopped": None, "exit_code": None}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "helpers.course.grade_runner"], cwd=work,
+                                env=_runner_env(work), stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.stdin.write((json.dumps(job) + "\n").encode("utf-8"))
+            proc.stdin.close()
+        except OSError:  # the runner died before reading its job
+            pass
+        try:
+            info["exit_code"] = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            info["stopped"] = "timeout"
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the runner and anything it started
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+    if info["stopped"] is None and info["exit_code"] != 0:
+        info["stopped"] = "process died"
+    return info
 
 
-def _collect_probe(cell: nbformat.NotebookNode | None, required: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"required": required, "status": "not run", "items": []}
-    if cell is None:
-        return result
-    m = re.search(re.escape(PROBE_MARK) + r"(\{.*\})", _text(cell))
-    if not m:
-        err = _error(cell)
-        result["detail"] = f"{err['ename']}: {err['evalue']}" if err else "the probe printed nothing"
-        return result
-    data = json.loads(m.group(1))
-    result["helpers"] = data.get("helpers")
-    result["items"] = data.get("items", [])
-    if not data.get("defined"):
-        result.update(status="missing", detail="the notebook defines no function `generate`")
-    else:
-        result["status"] = "passed" if result["items"] and all(i["ok"] for i in result["items"]) else "failed"
-    return result
+def _last_progress(results_dir: Path) -> dict[str, Any]:
+    try:
+        lines = (results_dir / PROGRESS_NAME).read_text(encoding="utf-8").strip().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_bytes()[-chars:].decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 # ----------------------------------------------------------------------------- the report
-def _summary(report: dict[str, Any]) -> str:
-    checks = report["checks"]
-    n_ok = sum(c["status"] == "passed" for c in checks)
-    parts = [f"{n_ok}/{len(checks)} checks passed"]
-    first_bad = next((c for c in checks if c["status"] != "passed"), None)
-    if first_bad:
-        parts.append(f"first not passed: {first_bad['check']} ({first_bad['status']})")
-    gen = report["generate"]
-    if gen["required"] or gen["status"] not in ("missing", "not run"):
-        parts.append(f"generate contract {gen['status']}")
-    parts += report["problems"]
-    return "; ".join(parts)
+def _empty_report(submission: Path, lab: str | None, timeout: float) -> dict[str, Any]:
+    return {
+        "submission": str(submission), "student": submission.stem, "lab": lab, "points": 0.0, "max_points": 0.0,
+        "all_passed": False, "summary": "", "checks": [],
+        "contract": {"status": "not run", "message": "", "items": []}, "by_hand": [], "problems": [],
+        "tampering": [], "profile": "smoke", "timeout_s": timeout,
+        "execution": {"code_cells": 0, "cells_run": 0, "stopped": None, "errored_cells": [], "notes": [],
+                      "exit_code": None},
+        "integrity": {"deleted": [], "changed": [], "added": [], "helpers_copy": [], "watched_files": 0},
+        "grader_errors": [], "workdir": None, "duration_s": 0.0, "output_tail": "",
+    }
+
+
+def _checks_with_points(lab: str, results: dict | None, hidden: list[dict], why_not_run: str) -> list[dict[str, Any]]:
+    """One entry per graded check of the lab (visible, contract, hidden), in that order, with its points."""
+    module = lab_named(lab).checks_module()
+    expected = [(r.id, r.title, "visible") for r in module.GRADED]
+    expected.append((f"{lab}.generate", "the generate contract", "contract"))
+    expected += [(t["id"], t["title"], "hidden") for t in hidden]
+    got = {c["id"]: c for c in (results or {}).get("checks", [])}
+    if results is not None:
+        contract = results.get("contract", {})
+        got[f"{lab}.generate"] = {"status": contract.get("status", "not run"), "message": contract.get("message", "")}
+    entries = []
+    for check_id, title, kind in expected:
+        found = got.get(check_id, {"status": "not run", "message": why_not_run})
+        worth = float(POINTS[check_id])
+        entries.append({"id": check_id, "title": title, "kind": kind, "points": worth if found["status"] == "passed"
+                        else 0.0, "max_points": worth, "status": found["status"], "message": found["message"]})
+    return entries
 
 
 def _problems(report: dict[str, Any]) -> list[str]:
     ex, problems = report["execution"], []
+    where = (f"in cell {ex['stopped_cell_number']}" if ex.get("stopped_cell_number")
+             else f"while {ex.get('stopped_phase') or 'starting'}")
     if ex.get("stopped") == "timeout":
-        problems.append(f"timed out after {report['timeout_s']} s in cell {ex.get('stopped_cell_number')}")
-    elif ex.get("stopped") == "kernel died":
-        problems.append(f"the kernel died (crash, exit or out of memory) in cell {ex.get('stopped_cell_number')}")
+        problems.append(f"timed out after {report['timeout_s']:g} s {where}")
+    elif ex.get("stopped") == "process died":
+        problems.append(f"the process died (exit code {ex.get('exit_code')}: a crash, an exit or out of memory) {where}")
     elif ex.get("stopped"):
-        problems.append(f"could not execute the notebook: {ex.get('detail', ex['stopped'])}")
-    if ex.get("errored_cells"):
-        problems.append("cells with errors: " + ", ".join(str(e["cell"]) for e in ex["errored_cells"]))
+        problems.append(f"could not grade: {ex['stopped']}")
     integ = report["integrity"]
     outside = integ["deleted"] + integ["changed"] + integ["added"]
     if outside:
-        problems.append(f"touched {len(outside)} file(s) outside its folder "
+        problems.append(f"touched {len(outside)} file(s) outside its scratch folder "
                         f"({len(integ['deleted'])} deleted, {len(integ['changed'])} changed, {len(integ['added'])} added)")
     if integ["helpers_copy"]:
         problems.append(f"changed the grader's copy of helpers/ ({len(integ['helpers_copy'])} file(s))")
-    helpers_from = report["generate"].get("helpers")
-    if helpers_from and report.get("workdir") and not os.path.realpath(helpers_from).startswith(
-            os.path.realpath(report["workdir"])):
-        problems.append(f"imported helpers from {helpers_from}, not from the grader's copy")
+    if report["tampering"]:
+        problems.append(f"tampered with helpers or builtins ({len(report['tampering'])} change(s), first: "
+                        f"{report['tampering'][0]})")
+    copies = next((i for i in report["contract"].get("items", []) if i["id"] == "not_copies" and not i["ok"]
+                   and i["status"] != "not run"), None)
+    if copies:
+        problems.append(f"generate returned copies of training images: {copies['message']}")
     return problems
 
 
-def _md_cell(text: Any) -> str:
+def _summary(report: dict[str, Any]) -> str:
+    checks = report["checks"]
+    parts = [f"{report['points']:g}/{report['max_points']:g} points",
+             f"{sum(c['status'] == 'passed' for c in checks)}/{len(checks)} checks passed"]
+    first_bad = next((c for c in checks if c["status"] != "passed"), None)
+    if first_bad:
+        parts.append(f"first not passed: {first_bad['id']} ({first_bad['status']})")
+    if report["problems"]:
+        parts.append("no credit: " + report["problems"][0])
+    return "; ".join(parts)
+
+
+def _md(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", "<br>")
 
 
@@ -461,29 +338,36 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
     icon = {"passed": "✓", "failed": "✗", "not implemented": "✗", "error": "✗"}
     lines = [f"# Grading report: `{Path(report['submission']).name}` ({report['lab']} lab)", "",
-             f"**{'All passed' if report['all_passed'] else 'Not passed'}**: {report['summary']}.", "",
-             "## Checks", "", "| check | cell | result | details |", "|---|---|---|---|"]
+             f"**{report['points']:g} / {report['max_points']:g} automatic points**: {report['summary']}.", ""]
+    if report["problems"]:
+        lines += ["## No credit", "", *[f"- {_md(p)}" for p in report["problems"]], ""]
+    lines += ["## Checks (called by the grader on the submission's objects)", "",
+              "| check | kind | result | points | details |", "|---|---|---|---|---|"]
     for c in report["checks"]:
-        lines.append(f"| `{c['check']}` | {c['cell'] or '—'} | {icon.get(c['status'], '–')} {c['status']} | "
-                     f"{_md_cell(c['message'][:600])} |")
-    if not report["checks"]:
-        lines.append("| (none found) | | | |")
-    gen = report["generate"]
-    lines += ["", f"## The `generate` contract: {gen['status']}" + ("" if gen["required"] else " (not graded in this lab)"), ""]
-    if gen.get("detail"):
-        lines += [_md_cell(gen["detail"]), ""]
-    if gen["items"]:
+        lines.append(f"| `{c['id']}` {_md(c['title'])} | {c['kind']} | {icon.get(c['status'], '–')} {c['status']} | "
+                     f"{c['points']:g}/{c['max_points']:g} | {_md(c['message'][:600])} |")
+    contract = report["contract"]
+    lines += ["", f"## The `generate` contract: {contract['status']}", ""]
+    if contract.get("message"):
+        lines += [_md(contract["message"]), ""]
+    if contract.get("items"):
         lines += ["| requirement | result | details |", "|---|---|---|"]
-        lines += [f"| {_md_cell(i['name'])} | {'✓' if i['ok'] else '✗'} | {_md_cell(i['detail'])} |" for i in gen["items"]]
+        lines += [f"| {_md(i['requirement'])} | {icon.get(i['status'], '–')} {i['status']} | {_md(i['message'])} |"
+                  for i in contract["items"]]
+    lines += ["", "## To grade by hand", ""]
+    lines += [f"- cell {a['cell'] or '(missing)'}: {_md(a['title'])} (`{a['id']}`)" for a in report["by_hand"]] or \
+        ["No answer cells in this lab."]
     ex = report["execution"]
     lines += ["", "## Execution", "",
-              f"- profile `smoke`, time limit {report['timeout_s']} s, took {report['duration_s']} s",
+              f"- profile `smoke`, time limit {report['timeout_s']:g} s, took {report['duration_s']} s",
               f"- ran {ex['cells_run']} of {ex['code_cells']} code cells"
-              + (f"; stopped: {ex['stopped']} in cell {ex.get('stopped_cell_number')}" if ex.get("stopped") else
-                 " (the whole notebook)")]
+              + (f"; stopped: {ex['stopped']}" if ex.get("stopped") else "")]
     lines += [f"- {note}" for note in ex.get("notes", [])]
     for e in ex.get("errored_cells", []):
-        lines.append(f"- cell {e['cell']} raised `{e['ename']}`: {_md_cell(e['evalue'][:300])}")
+        lines.append(f"- cell {e['cell']} raised `{e['ename']}`: {_md(e['evalue'][:300])}")
+    if report["tampering"]:
+        lines += ["", "## Tampering found (and undone before the checks)", ""]
+        lines += [f"- {_md(t)}" for t in report["tampering"][:50]]
     integ = report["integrity"]
     lines += ["", "## Files outside the submission's folder", ""]
     if not any(integ[k] for k in ("deleted", "changed", "added", "helpers_copy")):
@@ -492,56 +376,52 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"- {key}: `{p}`" for p in integ[key][:50]]
     lines += [f"- changed in the grader's copy of helpers/: `{p}`" for p in integ["helpers_copy"][:50]]
     if report["grader_errors"]:
-        lines += ["", "## Grader errors", "", *[f"- {_md_cell(e[:1000])}" for e in report["grader_errors"]]]
-    lines += ["", "_Grading runs the submitted code: run it in a disposable environment._", ""]
+        lines += ["", "## Grader errors", "", *[f"- {_md(e[:1000])}" for e in report["grader_errors"]]]
+    lines += ["", "_Nothing the notebook printed counts: the grader ran the checks itself. Grading runs the "
+              "submitted code: run it in a disposable environment._", ""]
     return "\n".join(lines)
 
 
-def write_reports(report: dict[str, Any], out_dir: str | Path, executed: nbformat.NotebookNode | None = None) -> dict[str, str]:
-    """Write ``<name>.grade.json``, ``<name>.grade.md`` (and the executed notebook) into ``out_dir``."""
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
+    """Write ``<stem>.grade.json`` and ``<stem>.grade.md`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = Path(report["submission"]).stem
-    paths = {"json": out / f"{stem}.grade.json", "markdown": out / f"{stem}.grade.md"}
-    if executed is not None:
-        paths["notebook"] = out / f"{stem}.executed.ipynb"
+    paths = {"json": out / f"{report['student']}.grade.json", "markdown": out / f"{report['student']}.grade.md"}
     report["reports"] = {k: str(v) for k, v in paths.items()}
-    paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     paths["markdown"].write_text(render_markdown(report), encoding="utf-8")
-    if executed is not None:
-        nbformat.write(executed, paths["notebook"])
     return report["reports"]
 
 
+class _Stop(Exception):
+    """Nothing more to run: the report already says why."""
+
+
 def grade(submission: str | Path, lab: str | None = None, out_dir: str | Path | None = None,
-          timeout: float = DEFAULT_TIMEOUT, watch: list[str | Path] | None = None,
-          keep_workdir: bool = False) -> dict[str, Any]:
-    """Run ``submission`` headlessly in the smoke profile and grade it (see the module docstring).
+          timeout: float = DEFAULT_TIMEOUT, watch: list[str | Path] | None = None, keep_workdir: bool = False,
+          scratch: str | Path | None = None) -> dict[str, Any]:
+    """Grade one submission in its own scratch folder and grader process (see the module docstring).
 
     Args:
         submission: the notebook handed in.
-        lab: ``vanilla``, ``cwgan`` or ``malaria``; default: told from the file name or ``setup_lab``.
-        out_dir: where the reports go (default ``./grades``); ``None`` writes nothing else.
-        timeout: seconds for the whole run, all cells and the probe together.
-        watch: files and folders outside the work folder to watch, besides the sentinel folder;
-            ``None`` means the submission file, the repository's ``helpers/`` and ``$GANLAB_DATA``.
+        lab: a lab name of ``helpers.course.labs``; default: told from the file name or ``setup_lab``.
+        out_dir: where the reports go; ``None`` writes nothing.
+        timeout: seconds for the whole run (cells and checks together).
+        watch: files and folders outside the scratch folder to watch, besides the sentinel folder;
+            ``None`` means the submission file, the repository's ``helpers/`` and the data folder.
         keep_workdir: keep the scratch folder (its path is in the report) instead of deleting it.
+        scratch: an empty folder to work in (a folder loop gives each submission its own); default a
+            new temporary folder. It is deleted afterwards unless ``keep_workdir``.
 
     Returns:
         The report as a dict (also written as JSON). Never raises for anything a submission does.
     """
     started = time.monotonic()
     submission = Path(submission).resolve()
-    report: dict[str, Any] = {
-        "submission": str(submission), "lab": lab, "profile": "smoke", "timeout_s": timeout,
-        "all_passed": False, "summary": "", "problems": [], "checks": [],
-        "generate": {"required": True, "status": "not run", "items": []},
-        "execution": {"cells_run": 0, "code_cells": 0, "stopped": None, "errored_cells": [], "notes": []},
-        "integrity": {"deleted": [], "changed": [], "added": [], "helpers_copy": [], "watched_files": 0},
-        "grader_errors": [], "workdir": None, "duration_s": 0.0,
-    }
-    tmp = Path(tempfile.mkdtemp(prefix="ganlab-grade-"))
-    executed_nb = None
+    report = _empty_report(submission, lab, timeout)
+    tmp = Path(scratch) if scratch is not None else Path(tempfile.mkdtemp(prefix="ganlab-grade-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(tempfile.mkdtemp(prefix="r-", dir=tmp))
     try:
         work, guard = tmp / "work", tmp / "guard"
         work.mkdir()
@@ -554,55 +434,73 @@ def grade(submission: str | Path, lab: str | None = None, out_dir: str | Path | 
             raise _Stop from None
         lab = lab or infer_lab(submission, nb)
         report["lab"] = lab
-        if lab not in LAB_NOTEBOOKS:
-            report["problems"].append(f"cannot tell which lab this is ({lab!r}); pass --lab {'|'.join(LAB_NOTEBOOKS)}")
+        if lab not in lab_names():
+            report["problems"].append(f"cannot tell which lab this is ({lab!r}); pass --lab {'|'.join(lab_names())}")
             raise _Stop
-        report["generate"]["required"] = GENERATE_CONTRACTS[lab]["required"]
+        record = lab_named(lab)
+        report["max_points"] = float(sum(lab_points(lab).values()))
+        solution = nbformat.read(record.notebook_path(), as_version=4)
+        hidden = hidden_tests(record.notebook_path())
+        report["by_hand"] = answer_cells(solution, nb)
+        report["checks"] = _checks_with_points(lab, None, hidden, "not run")
 
         shutil.copytree(REPO_ROOT / "helpers", work / "helpers", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for py in REPO_ROOT.glob("*.py"):
             shutil.copy2(py, work / py.name)
         shutil.copy2(submission, work / submission.name)
-        names = check_names(work / "helpers" / "checks")
-        expected = expected_checks(lab, names, fallback=nb)
-
         if watch is None:
-            watch = [submission, REPO_ROOT / "helpers"]
-            data = _kernel_env(work).get("GANLAB_DATA")
-            if data:
-                watch.append(Path(data))
+            watch = [submission, REPO_ROOT / "helpers"] + ([Path(_data_dir())] if _data_dir() else [])
         watched = [guard, *[Path(w) for w in watch if Path(w).exists()]]
         before, helpers_before = snapshot(watched), snapshot([work / "helpers"])
         report["integrity"]["watched"] = [str(w) for w in watched]
 
-        run, origin, notes = _prepare(nb, lab)
+        cells, notes = code_cells(nb)
+        nonce = secrets.token_hex(16)
+        job = {"nonce": nonce, "lab": lab, "submission": str(work / submission.name), "cells": cells,
+               "hidden_tests": hidden, "results_dir": str(results_dir)}
         left = max(1.0, timeout - (time.monotonic() - started))
-        info = _execute(run, work, left)
-        executed_nb = run
+        log = tmp / "output.log"
+        info = _run_runner(job, work, left, log)
+        report["output_tail"] = _tail(log)
 
         diff = compare_snapshots(before, snapshot(watched))
         report["integrity"].update(diff, watched_files=len(before["files"]), truncated=before["truncated"])
         helpers_diff = compare_snapshots(helpers_before, snapshot([work / "helpers"]))
         report["integrity"]["helpers_copy"] = helpers_diff["deleted"] + helpers_diff["changed"] + helpers_diff["added"]
 
+        results = None
+        results_file = results_dir / f"results-{nonce}.json"
+        if info["stopped"] is None:
+            try:
+                results = json.loads(results_file.read_text(encoding="utf-8"))
+                if results.get("nonce") != nonce:
+                    raise ValueError("the results file does not carry this run's nonce")
+            except (OSError, ValueError) as err:
+                info["stopped"] = f"the grader process wrote no valid results ({type(err).__name__}: {err})"
+                results = None
         ex = report["execution"]
-        code_positions = [p for p, c in enumerate(run.cells) if c.cell_type == "code" and origin[p] is not None]
-        ex.update(code_cells=len(code_positions), cells_run=sum(p in info["executed"] for p in code_positions),
-                  stopped=info["stopped"], notes=notes)
-        if info.get("detail"):
-            ex["detail"] = info["detail"]
-        if info["stopped_cell"] is not None:
-            pos = info["stopped_cell"]
-            ex["stopped_cell_number"] = origin[pos] + 1 if origin[pos] is not None else "(the grader's probe)"
-        for pos in code_positions:
-            err = _error(run.cells[pos])
-            if err:
-                ex["errored_cells"].append({"cell": origin[pos] + 1, "ename": err["ename"], "evalue": err["evalue"],
-                                            "todo": "##TODO##" in run.cells[pos].source})
-        report["checks"] = _collect_checks(run, origin, info, expected, names)
-        probe_pos = len(run.cells) - 1
-        report["generate"] = _collect_probe(run.cells[probe_pos] if probe_pos in info["executed"] else None,
-                                            GENERATE_CONTRACTS[lab]["required"])
+        ex.update(code_cells=sum(not c.get("injected") for c in cells), stopped=info["stopped"],
+                  exit_code=info["exit_code"], notes=notes)
+        progress = _last_progress(results_dir)
+        if info["stopped"] in ("timeout", "process died"):
+            ex["stopped_phase"] = progress.get("phase")
+            if progress.get("phase") == "cell":
+                ex["stopped_cell_number"] = progress.get("cell")
+            elif progress.get("check"):
+                ex["stopped_phase"] = f"{progress['phase']} {progress['check']}"
+            ex["cells_run"] = sum(1 for c in cells if not c.get("injected")
+                                  and c["cell"] < (progress.get("cell") or 10 ** 9)) if progress.get("phase") == "cell" \
+                else (ex["code_cells"] if progress.get("phase") not in (None, "imports") else 0)
+        if results is not None:
+            ran = [c for c in results.get("cells", []) if not c.get("injected")]
+            ex["cells_run"] = len(ran)
+            ex["errored_cells"] = [{k: c.get(k) for k in ("cell", "ename", "evalue", "todo")}
+                                   for c in ran if c["status"] == "error"]
+            report["tampering"] = results.get("tampering", [])
+            report["grader_errors"] += results.get("grader_errors", [])
+            report["contract"] = results.get("contract", report["contract"])
+        why = f"the run stopped ({info['stopped']})" if info["stopped"] else "not run"
+        report["checks"] = _checks_with_points(lab, results, hidden, why)
     except _Stop:
         pass
     except Exception:  # noqa: BLE001 - the grader reports its own failures instead of crashing
@@ -614,33 +512,30 @@ def grade(submission: str | Path, lab: str | None = None, out_dir: str | Path | 
             shutil.rmtree(tmp, ignore_errors=True)
     try:
         report["problems"] += _problems(report)
-        gen = report["generate"]
-        report["all_passed"] = bool(
-            report["checks"] and all(c["status"] == "passed" for c in report["checks"])
-            and (gen["status"] == "passed" or not gen["required"])
-            and not report["problems"] and not report["grader_errors"])
+        if report["grader_errors"] and not report["checks"]:
+            report["problems"].append("the grader failed: see grader_errors")
+        earned = sum(c["points"] for c in report["checks"])
+        report["points"] = 0.0 if report["problems"] else float(earned)
+        report["all_passed"] = bool(report["checks"]) and report["points"] == report["max_points"] > 0
         report["summary"] = _summary(report)
     except Exception:  # noqa: BLE001
         report["grader_errors"].append(traceback.format_exc())
     report["duration_s"] = round(time.monotonic() - started, 1)
     if out_dir is not None:
         try:
-            write_reports(report, out_dir, executed_nb)
+            write_reports(report, out_dir)
         except Exception:  # noqa: BLE001 - e.g. an unwritable folder: still return the report
             report["grader_errors"].append(traceback.format_exc())
     return report
 
 
-class _Stop(Exception):
-    """Nothing more to run: the report already says why."""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", help="the notebook handed in")
-    parser.add_argument("--lab", choices=sorted(LAB_NOTEBOOKS), help="default: told from the file name or setup_lab(...)")
+    parser.add_argument("--lab", choices=lab_names(), help="default: told from the file name or setup_lab(...)")
     parser.add_argument("--out", default="grades", help="folder for the reports (default: ./grades)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole run (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                        help="seconds for the whole run (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder for inspection")
     args = parser.parse_args(argv)
     path = Path(args.submission)
@@ -656,11 +551,11 @@ def main(argv: list[str] | None = None) -> int:
             nb = None
         lab = infer_lab(path, nb)
         if lab is None and nb is not None:
-            parser.error(f"cannot tell which lab {path.name} is: pass --lab {{{','.join(sorted(LAB_NOTEBOOKS))}}}")
+            parser.error(f"cannot tell which lab {path.name} is: pass --lab {{{','.join(lab_names())}}}")
     print(f"Grading {path} ({lab or 'unknown'} lab) in the smoke profile, time limit {args.timeout:g} s. "
           "This runs the submitted code: use a disposable environment.", flush=True)
     report = grade(path, lab=lab, out_dir=args.out, timeout=args.timeout, keep_workdir=args.keep)
-    print(("ALL PASSED: " if report["all_passed"] else "NOT PASSED: ") + report["summary"])
+    print(f"{report['points']:g}/{report['max_points']:g} points: {report['summary']}")
     for key, where in report.get("reports", {}).items():
         print(f"{key}: {where}")
     return 0

@@ -18,6 +18,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from helpers.course.labs import LABS
 from helpers.env import PROFILES, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     dst.parent.mkdir(parents=True, exist_ok=True)
     nb.metadata.pop("widgets", None)  # widget state of this run: not part of the notebook
     nbformat.write(nb, dst)
-    lab = {"lab8_vanilla": "vanilla", "lab8_cwgan": "cwgan", "dcgan_malaria": "malaria"}.get(src.stem, src.stem)
+    lab = next((lab.name for lab in LABS if lab.notebook_path().resolve() == src.resolve()), src.stem)
     out_dir = Path(os.environ.get("GANLAB_OUTPUT") or REPO_ROOT / "outputs") / f"{lab}-{args.profile}"
     print(f"Done in {time.perf_counter() - started:.0f} s.")
     print(f"Executed notebook: {shown_path(dst)}")

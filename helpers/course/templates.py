@@ -3,8 +3,9 @@
     python -m helpers.course.templates            # write templates/<notebook>.ipynb for every lab notebook
     python -m helpers.course.templates --check    # exit 1, naming the file, when a template is stale (CI)
 
-Every ``*.ipynb`` at the repository root is a solution notebook. Its template is the same notebook
-with these changes and no others:
+The solution notebooks are the labs of ``helpers.course.labs.LABS`` (each record names its notebook and
+its template, relative to the repository root). A template is the same notebook with these changes
+and no others:
 
 * each nbgrader solution region (``### BEGIN SOLUTION`` ... ``### END SOLUTION`` in a code cell) is
   replaced, at the indentation of its ``BEGIN`` line, by a TODO block::
@@ -45,13 +46,12 @@ from pathlib import Path
 
 import nbformat
 
+from helpers.course.labs import LABS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR_NAME = "templates"
 NOTE_CELL_ID = "template-note"
 TODO_MARK = "##TODO##"
-
-# Short lab names (used by setup_lab, the checks and the grader) and their solution notebooks.
-LAB_NOTEBOOKS = {"vanilla": "lab8_vanilla.ipynb", "cwgan": "lab8_cwgan.ipynb", "malaria": "dcgan_malaria.ipynb"}
 
 # Metadata Colab writes that means nothing elsewhere (a solution notebook must not carry it either).
 COLAB_NOTEBOOK_KEYS = ("colab", "widgets", "gpuClass")
@@ -72,14 +72,18 @@ class TemplateError(ValueError):
 
 
 def lab_notebooks(root: str | Path = REPO_ROOT) -> list[Path]:
-    """The solution notebooks: every ``*.ipynb`` directly in ``root``, sorted by name."""
-    return sorted(p for p in Path(root).glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
+    """The solution notebooks of the registered labs that exist under ``root``, in registry order."""
+    return [lab.notebook_path(root) for lab in LABS if lab.notebook_path(root).is_file()]
 
 
 def template_path(solution: str | Path, root: str | Path | None = None) -> Path:
-    """Where the template of ``solution`` goes: ``<root>/templates/<solution name>``."""
+    """Where the template of ``solution`` goes: its lab's template path, else ``<root>/templates/<name>``."""
     solution = Path(solution)
-    return Path(root or solution.parent) / TEMPLATE_DIR_NAME / solution.name
+    root = Path(root or solution.parent)
+    for lab in LABS:
+        if lab.notebook_path(root).resolve() == solution.resolve():
+            return lab.template_path(root)
+    return root / TEMPLATE_DIR_NAME / solution.name
 
 
 def colab_metadata(nb: nbformat.NotebookNode) -> list[str]:
@@ -364,10 +368,10 @@ def stale_templates(root: str | Path = REPO_ROOT) -> list[str]:
             problems.append(f"{rel}: missing (template of {solution.name})")
         elif dst.read_bytes() != render_template(solution).encode("utf-8"):
             problems.append(f"{rel}: stale, differs from what {solution.name} generates")
-    names = {s.name for s in solutions}
+    expected = {template_path(s, root).resolve() for s in solutions}
     for extra in sorted((root / TEMPLATE_DIR_NAME).glob("*.ipynb")):
-        if extra.name not in names:
-            problems.append(f"{extra.relative_to(root)}: no solution notebook {extra.name} at the root")
+        if extra.resolve() not in expected:
+            problems.append(f"{extra.relative_to(root)}: no solution notebook of a registered lab makes it")
     return problems
 
 
@@ -378,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not lab_notebooks(root):
-        parser.error(f"no notebooks (*.ipynb) in {root}")
+        parser.error(f"no lab notebook of helpers.course.labs in {root}")
     try:
         if args.check:
             problems = stale_templates(root)

@@ -1,0 +1,105 @@
+"""The labs of the course: one record per lab, and the one table of points.
+
+Templates, ``run_notebook``, the benchmark and the grader read the lab list from here, so a lab's
+notebook may sit anywhere in the repository: its path is in its record.
+
+    from helpers.course.labs import LABS, lab_named
+    lab_named("cwgan").notebook_path()        # <repo>/lab8_cwgan.ipynb
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from helpers.checks.contract import CWGAN, MALARIA, VANILLA, GenerateContract
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Lab:
+    """One lab: where its notebooks are, which checks grade it, what its ``generate`` must do."""
+
+    name: str                       # short name: setup_lab(name), helpers/checks/<name>.py, --lab name
+    notebook: str                   # the solution notebook, relative to the repository root
+    template: str                   # the student template generated from it, relative to the repository root
+    checks: str                     # the module with the lab's checks and its GRADED list
+    contract: GenerateContract      # what generate(n) / generate(n, c) must do
+    dataset: str | None             # the training set: "mnist", "fashion_mnist"; None for the malaria patches
+    bench: bool                     # measured by helpers.course.bench
+
+    def notebook_path(self, root: str | Path = REPO_ROOT) -> Path:
+        return Path(root) / self.notebook
+
+    def template_path(self, root: str | Path = REPO_ROOT) -> Path:
+        return Path(root) / self.template
+
+    def checks_module(self) -> ModuleType:
+        """The imported checks module (``helpers.checks.<name>``)."""
+        return importlib.import_module(self.checks)
+
+
+LABS: list[Lab] = [
+    Lab("vanilla", "lab8_vanilla.ipynb", "templates/lab8_vanilla.ipynb", "helpers.checks.vanilla", VANILLA,
+        dataset="mnist", bench=True),
+    Lab("cwgan", "lab8_cwgan.ipynb", "templates/lab8_cwgan.ipynb", "helpers.checks.cwgan", CWGAN,
+        dataset="fashion_mnist", bench=True),
+    Lab("malaria", "dcgan_malaria.ipynb", "templates/dcgan_malaria.ipynb", "helpers.checks.malaria", MALARIA,
+        dataset=None, bench=False),
+]
+
+# Points of every graded check, all labs: visible checks (registered in helpers/checks/<lab>.py as GRADED),
+# the generate contract ("<lab>.generate") and the hidden tests of the solution notebooks ("# hidden test <id>").
+# The automatic total of a lab is the sum of its rows; nbgrader metadata is generated from this table.
+POINTS: dict[str, float] = {
+    # Lab 8, part 1: DCGAN on MNIST
+    "vanilla.generator": 2,
+    "vanilla.discriminator": 2,
+    "vanilla.losses": 2,
+    "vanilla.train_step": 3,
+    "vanilla.generate": 2,
+    "vanilla.generate_sizes": 1,            # hidden
+    "vanilla.generator_latent_dim": 1,      # hidden
+    "vanilla.train_step_batch": 1,          # hidden
+    # Lab 8, part 2: conditional WGAN-GP on Fashion-MNIST
+    "cwgan.conditioning": 1,
+    "cwgan.generator": 2,
+    "cwgan.critic": 2,
+    "cwgan.losses": 2,
+    "cwgan.gradient_penalty": 2,
+    "cwgan.train_step": 3,
+    "cwgan.generate": 2,
+    "cwgan.generate_classes": 1,            # hidden
+    "cwgan.train_step_batch": 1,            # hidden
+    # Lab 3: least-squares DCGAN on malaria smears
+    "malaria.generator": 2,
+    "malaria.discriminator": 2,
+    "malaria.losses": 2,
+    "malaria.train_step": 2,
+    "malaria.generate": 1,
+    "malaria.head": 2,
+    "malaria.stage_loss": 1,
+    "malaria.train_step_multitask": 2,
+    "malaria.grad_cam": 2,
+    "malaria.generate_64": 1,               # hidden
+}
+
+
+def lab_named(name: str) -> Lab:
+    """The lab called ``name``; ``KeyError`` listing the names when there is none."""
+    for lab in LABS:
+        if lab.name == name:
+            return lab
+    raise KeyError(f"no lab {name!r}; the labs are {', '.join(lab.name for lab in LABS)}")
+
+
+def lab_names() -> list[str]:
+    return [lab.name for lab in LABS]
+
+
+def lab_points(name: str) -> dict[str, float]:
+    """The rows of :data:`POINTS` that belong to lab ``name``."""
+    return {check: points for check, points in POINTS.items() if check.split(".", 1)[0] == name}

@@ -1,0 +1,123 @@
+"""Probes that run inside an executed lab notebook's kernel: a real module the kernel imports.
+
+The benchmark and the notebook tests append one cell to a notebook,
+
+    from helpers.course.probe import print_bench_result
+    print_bench_result(globals(), "vanilla")
+
+which measures the notebook's own objects and prints one line of JSON (``BENCH-RESULT {...}`` or
+``PROBE-RESULT {...}``) for the caller to read. Both check ``generate`` with the one contract
+(:mod:`helpers.checks.contract`). The grader does not use this module: it calls the checks itself in
+its own process (:mod:`helpers.course.grade_runner`) and trusts nothing a notebook prints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from helpers.checks.contract import contract_items
+from helpers.checks.graded import Defined
+from helpers.course.labs import lab_named
+
+BENCH_MARK = "BENCH-RESULT "
+PROBE_MARK = "PROBE-RESULT "
+
+
+def contract_report(names: Mapping[str, Any], lab: str) -> dict:
+    """The generate contract checked on a notebook's names: ``{"status", "items": [...]}``."""
+    record = lab_named(lab)
+    options = record.checks_module().graded_generate(Defined(names))
+    items = contract_items(options.pop("generate"), record.contract, **options)
+    return {"status": "passed" if all(i.ok for i in items) else "failed", "items": [i.to_dict() for i in items]}
+
+
+def untrained_is_refused(names: dict, lab: str) -> bool:
+    """``generate`` raises "not been trained" when its network is a fresh, untrained one (restored afterwards)."""
+    cfg, device = names["cfg"], names["device"]
+    if lab == "vanilla":
+        key, fresh = "G_ema", names["EMA"](names["Generator"](cfg.latent_dim, cfg.g_width).to(device))
+        call = (2,)
+    elif lab == "cwgan":
+        key, fresh = "G", names["Generator"](cfg.latent_dim, cfg.g_width).to(device)
+        call = (2, "Bag")
+    else:
+        key, fresh = "G", names["Generator"](names["model_config"]).to(device)
+        call = (2,)
+    saved = names[key]
+    names[key] = fresh  # the notebook's globals: generate reads its network from them
+    try:
+        names["generate"](*call)
+    except RuntimeError as err:
+        return "not been trained" in str(err)
+    finally:
+        names[key] = saved
+    return False
+
+
+def error_names_argument(names: Mapping[str, Any], lab: str) -> bool:
+    """Every bad count (and, in the cwgan lab, bad class) raises an error whose message names what was passed."""
+    generate = names["generate"]
+    calls = [((bad,), err) for bad, err in ((0, ValueError), (-1, ValueError), (1.5, TypeError), ("3", TypeError),
+                                            (None, TypeError), (True, TypeError))]
+    if lab == "cwgan":
+        calls = [((*args, 1), err) for args, err in calls]
+        calls += [((2, bad), err) for bad, err in ((10, ValueError), ("", ValueError), (2.0, TypeError),
+                                                   ([1, 2], TypeError))]
+    for args, err in calls:
+        try:
+            generate(*args)
+        except err as e:
+            if not any(repr(a) in str(e) or str(a) in str(e) for a in args):
+                return False
+        else:
+            return False
+    return True
+
+
+def print_probe_result(names: dict, lab: str) -> dict:
+    """What the notebook tests assert on: the contract, the run's length and a few lab facts."""
+    history = names["history"]
+    result = {"contract": contract_report(names, lab), "epochs": len(history["epoch_end"]),
+              "iters": len(history["loss_G"]), "history_keys": sorted(history),
+              "untrained_refused": untrained_is_refused(names, lab),
+              "error_names_argument": error_names_argument(names, lab) if lab != "malaria" else None}
+    generate = names["generate"]
+    result["numpy_count"] = list(generate(np.int64(2), *((1,) if lab == "cwgan" else ())).shape)
+    if lab == "vanilla":
+        result["ema_updates"] = int(names["G_ema"].num_updates)
+    if lab == "cwgan":
+        result["acc_epochs"] = len(history["conditional_accuracy"])
+        result["eval_keys"] = sorted(k for k in names["report"] if "conditional" in k)
+    print(PROBE_MARK + json.dumps(result))
+    return result
+
+
+def print_bench_result(names: Mapping[str, Any], lab: str) -> dict:
+    """The benchmark's measurement of a trained lab notebook: sample quality, speed, the contract."""
+    from helpers.metrics import evaluate_samples
+
+    env, cfg, history, generate, device = (names[k] for k in ("env", "cfg", "history", "generate", "device"))
+    if lab == "vanilla":
+        n = {"smoke": 200, "quick": 2000, "full": 5000}[env.profile]
+        x = torch.from_numpy(generate(n, seed=2024)).unsqueeze(1) * 2 - 1
+        metrics = evaluate_samples(x.to(device), dataset="mnist")
+        images_per_step, key = cfg.batch_size, "recognised"
+    elif lab == "cwgan":
+        k = {"smoke": 20, "quick": 200, "full": 1000}[env.profile]
+        requested = torch.arange(10).repeat_interleave(k)
+        x = np.concatenate([generate(k, c, seed=3000 + c) for c in range(10)])
+        metrics = evaluate_samples(torch.from_numpy(x).unsqueeze(1).to(device) * 2 - 1, dataset="fashion_mnist",
+                                   requested=requested)
+        images_per_step, key = cfg.batch_size * cfg.n_critic, "conditional_accuracy"
+    else:
+        raise ValueError(f"the benchmark measures the vanilla and cwgan labs, not {lab!r}")
+    result = {"metrics": metrics, "epoch_end": history["epoch_end"], "epoch_seconds": history["epoch_seconds"],
+              "images_per_step": images_per_step, "per_epoch": {key: history.get(key, [])}, "config": asdict(cfg),
+              "contract": contract_report(names, lab)}
+    print(BENCH_MARK + json.dumps(result))
+    return result
