@@ -1,8 +1,13 @@
-"""The instant checks pass correct answers and fail typical wrong ones, naming the quantity.
+"""The instant checks pass the notebooks' own answers and fail typical wrong ones, naming the quantity.
 
-Each wrong answer below is a mistake students really make; the test asserts that the check raises
-``CheckFailed`` (never just prints) and that the message names what differed.
+Every right answer here is the solution notebook's own code, loaded with
+:func:`helpers.course.notebook_code.load_definitions`; every wrong answer is built from it (a subclass,
+a wrapper that perturbs its output, or its source with one typical mistake put in), so no copy of the
+student code lives in the tests. Each test asserts that the check raises ``CheckFailed`` (never just
+prints) and that the message names what differed.
 """
+
+import ast
 
 import numpy as np
 import pytest
@@ -13,12 +18,22 @@ from torch import nn
 from types import SimpleNamespace
 
 from helpers.checks import common, cwgan, malaria, vanilla
+from helpers.course.notebook_code import code_cells, load_definitions
+
+from conftest import REPO_ROOT
 
 checks = SimpleNamespace(**{**vars(common), **vars(vanilla), **vars(cwgan), **vars(malaria)})
 from helpers.checks import CheckFailed
 from helpers.sampling import check_count, seeded_noise, to_unit_images
 
 torch.set_num_threads(1)
+
+VANILLA_NB = REPO_ROOT / "lab8_vanilla.ipynb"
+CWGAN_NB = REPO_ROOT / "lab8_cwgan.ipynb"
+MALARIA_NB = REPO_ROOT / "dcgan_malaria.ipynb"
+VANILLA = load_definitions(VANILLA_NB)
+CWGAN = load_definitions(CWGAN_NB)
+Generator = VANILLA.Generator  # the notebook's generator, also what the generate tests below sample from
 
 
 def _fails(check, *args, match: str, **kwargs) -> str:
@@ -30,45 +45,69 @@ def _fails(check, *args, match: str, **kwargs) -> str:
     return msg
 
 
+def _mutant(path, module, name: str, *edits: tuple[str, str]):
+    """The notebook's function ``name`` with each ``(old, new)`` edit made in its source: a typical mistake.
+
+    The mutant is defined in ``module`` (the loaded notebook) under a new name, so it reads the same globals
+    (G, D, cfg...). Fails when an ``old`` text is no longer in the notebook's code, rather than testing nothing.
+    """
+    for _, source in code_cells(path):
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                text = ast.get_source_segment(source, node)
+                for old, new in edits:
+                    assert text.count(old) == 1, f"{path.name}: {name} no longer contains {old!r} once; update this test"
+                    text = text.replace(old, new)
+                mutant_name = f"{name}__mutant"
+                text = text.replace(f"def {name}(", f"def {mutant_name}(", 1)
+                exec(compile(text, f"<mutant of {path.name}:{name}>", "exec"), module.__dict__)
+                return module.__dict__[mutant_name]
+    raise AssertionError(f"{path.name} defines no function {name}")
+
+
+def _replace_modules(model: nn.Module, kind: type, make) -> nn.Module:
+    """Replace every submodule of type ``kind`` by ``make(old_module)``; returns ``model``."""
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, kind):
+                setattr(parent, child_name, make(child))
+    return model
+
+
 # ============================================================================ vanilla: generator
-class Generator(nn.Module):
-    """The solution's generator, with switches for typical mistakes."""
-
-    def __init__(self, latent_dim=100, width=64, tanh=True, out_kernel=4, batchnorm=True, flat=False):
-        super().__init__()
-        self.width, self.flat = width, flat
-        norm = nn.BatchNorm2d if batchnorm else (lambda c: nn.Identity())
-        self.project = nn.Sequential(nn.Linear(latent_dim, 2 * width * 7 * 7, bias=False),
-                                     nn.BatchNorm1d(2 * width * 7 * 7) if batchnorm else nn.Identity(), nn.ReLU())
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), norm(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, 1, out_kernel, 2, 1),
-            *([nn.Tanh()] if tanh else []),
-        )
-
-    def forward(self, z):
-        x = self.net(self.project(z).view(-1, 2 * self.width, 7, 7))
-        return x.flatten(1) if self.flat else x
-
-
 def test_generator_correct_passes(capsys):
-    checks.check_generator(Generator)
-    checks.check_generator(lambda latent_dim: Generator(latent_dim, width=8))
+    checks.check_generator(VANILLA.Generator)
+    checks.check_generator(lambda latent_dim: VANILLA.Generator(latent_dim, width=8))
     assert "✓ generator: passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("width", [64, 8])
+@pytest.mark.parametrize("width", [32, 8])
 def test_generator_without_tanh_fails(width):
-    _fails(checks.check_generator, lambda d: Generator(d, width=width, tanh=False), match="outside [-1, 1]")
+    def no_tanh(latent_dim):
+        return _replace_modules(VANILLA.Generator(latent_dim, width=width), nn.Tanh, lambda m: nn.Identity())
+
+    _fails(checks.check_generator, no_tanh, match="outside [-1, 1]")
 
 
 def test_generator_wrong_output_shape_fails():
-    _fails(checks.check_generator, lambda d: Generator(d, out_kernel=3), match="G(z) has shape (8, 1, 27, 27)")
-    _fails(checks.check_generator, lambda d: Generator(d, flat=True), match="G(z) has shape (8, 784)")
+    class Cropped(VANILLA.Generator):
+        def forward(self, z):
+            return super().forward(z)[..., :27, :27]
+
+    class Flat(VANILLA.Generator):
+        def forward(self, z):
+            return super().forward(z).flatten(1)
+
+    _fails(checks.check_generator, Cropped, match="G(z) has shape (8, 1, 27, 27)")
+    _fails(checks.check_generator, Flat, match="G(z) has shape (8, 784)")
 
 
 def test_generator_without_batchnorm_fails():
-    _fails(checks.check_generator, lambda d: Generator(d, batchnorm=False), match="no BatchNorm")
+    def no_batchnorm(latent_dim):
+        G = VANILLA.Generator(latent_dim, width=8)
+        return _replace_modules(G, (nn.BatchNorm1d, nn.BatchNorm2d), lambda m: nn.Identity())
+
+    _fails(checks.check_generator, no_batchnorm, match="no BatchNorm")
 
 
 def test_generator_todo_not_done_raises_not_implemented():
@@ -82,124 +121,138 @@ def test_generator_todo_not_done_raises_not_implemented():
 
 
 # ============================================================================ vanilla: discriminator
-class Discriminator(nn.Module):
-    """The solution's discriminator, with switches for typical mistakes."""
-
-    def __init__(self, width=64, sigmoid_module=False, sigmoid_in_forward=False, flatten=True, relu=False,
-                 input_bn=False):
-        super().__init__()
-        self.sigmoid_in_forward, self.flatten = sigmoid_in_forward, flatten
-        act = (lambda: nn.ReLU()) if relu else (lambda: nn.LeakyReLU(0.2))
-        self.net = nn.Sequential(
-            nn.Conv2d(1, width, 4, 2, 1), *([nn.BatchNorm2d(width)] if input_bn else []), act(),
-            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), act(),
-            nn.Conv2d(2 * width, 4 * width, 3, 2, 1, bias=False), nn.BatchNorm2d(4 * width), act(),
-            nn.Flatten(), nn.Linear(4 * width * 4 * 4, 1),
-            *([nn.Sigmoid()] if sigmoid_module else []),
-        )
-
-    def forward(self, x):
-        out = self.net(x)
-        if self.sigmoid_in_forward:
-            out = torch.sigmoid(out)
-        return out.view(-1) if self.flatten else out
-
-    def probability(self, x):
-        return torch.sigmoid(self(x))
-
-
 def test_discriminator_correct_passes(capsys):
-    checks.check_discriminator(Discriminator)
-    checks.check_discriminator(lambda: Discriminator(width=8))
+    checks.check_discriminator(VANILLA.Discriminator)
+    checks.check_discriminator(lambda: VANILLA.Discriminator(width=8))
     assert "✓ discriminator: passed" in capsys.readouterr().out
 
 
 def test_discriminator_with_sigmoid_module_fails():
-    _fails(checks.check_discriminator, lambda: Discriminator(sigmoid_module=True), match="Sigmoid")
+    class WithSigmoid(VANILLA.Discriminator):
+        def __init__(self):
+            super().__init__(width=8)
+            self.squash = nn.Sigmoid()
+
+        def forward(self, x):
+            return self.squash(super().forward(x))
+
+    _fails(checks.check_discriminator, WithSigmoid, match="Sigmoid")
 
 
 def test_discriminator_with_sigmoid_in_forward_fails():
     """torch.sigmoid in forward is no module, but D then returns probabilities, not logits."""
-    _fails(checks.check_discriminator, lambda: Discriminator(sigmoid_in_forward=True), match="logits")
+    class SigmoidInForward(VANILLA.Discriminator):
+        def forward(self, x):
+            return torch.sigmoid(super().forward(x))
+
+    _fails(checks.check_discriminator, lambda: SigmoidInForward(width=8), match="logits")
 
 
 def test_discriminator_probability_applying_sigmoid_twice_fails():
-    class Twice(Discriminator):
+    class Twice(VANILLA.Discriminator):
         def probability(self, x):
             return torch.sigmoid(torch.sigmoid(self(x)))
 
-    _fails(checks.check_discriminator, Twice, match="D.probability(x)")
+    _fails(checks.check_discriminator, lambda: Twice(width=8), match="D.probability(x)")
 
 
 def test_discriminator_wrong_output_shape_fails():
-    _fails(checks.check_discriminator, lambda: Discriminator(flatten=False), match="D(x) has shape (8, 1)")
+    class Column(VANILLA.Discriminator):
+        def forward(self, x):
+            return super().forward(x).view(-1, 1)
+
+    _fails(checks.check_discriminator, lambda: Column(width=8), match="D(x) has shape (8, 1)")
 
 
 def test_discriminator_dcgan_rules():
-    _fails(checks.check_discriminator, lambda: Discriminator(relu=True), match="LeakyReLU(0.2)")
-    _fails(checks.check_discriminator, lambda: Discriminator(input_bn=True), match="BatchNorm on its input layer")
+    def relu(width=8):
+        return _replace_modules(VANILLA.Discriminator(width), nn.LeakyReLU, lambda m: nn.ReLU())
+
+    def input_batchnorm(width=8):
+        D = VANILLA.Discriminator(width)
+        first = next(m for m in D.modules() if isinstance(m, nn.Conv2d))
+        return _replace_modules(D, nn.Conv2d, lambda m: nn.Sequential(m, nn.BatchNorm2d(m.out_channels)) if m is first else m)
+
+    _fails(checks.check_discriminator, relu, match="LeakyReLU(0.2)")
+    _fails(checks.check_discriminator, input_batchnorm, match="BatchNorm on its input layer")
 
 
 # ============================================================================ vanilla: BCE losses
-def d_loss_bce(logits_real, logits_fake):
-    return (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-            + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
-
-
-def g_loss_bce(logits_fake):
-    return F.binary_cross_entropy_with_logits(logits_fake, torch.ones_like(logits_fake))
-
-
 def test_bce_losses_correct_pass(capsys):
-    checks.check_vanilla_losses(d_loss_bce, g_loss_bce)
-    # the same losses written out by hand with logsigmoid are just as right
-    checks.check_vanilla_losses(lambda r, f: -F.logsigmoid(r).mean() - F.logsigmoid(-f).mean(),
-                                lambda f: -F.logsigmoid(f).mean())
+    checks.check_vanilla_losses(VANILLA.d_loss_bce, VANILLA.g_loss_bce)
     assert "✓ BCE losses: passed" in capsys.readouterr().out
 
 
+def test_bce_losses_are_called_by_keyword_with_the_notebooks_parameter_names():
+    """A loss with the right formula but renamed or swapped parameters fails, naming the TODO's signature."""
+    def d_swapped_parameters(logits_fake, logits_real):
+        return VANILLA.d_loss_bce(logits_real, logits_fake)
+
+    def g_renamed(fake):
+        return VANILLA.g_loss_bce(fake)
+
+    _fails(checks.check_vanilla_losses, d_swapped_parameters, VANILLA.g_loss_bce,
+           match="the TODO asks for d_loss_bce(logits_real, logits_fake)")
+    _fails(checks.check_vanilla_losses, VANILLA.d_loss_bce, g_renamed, match="the TODO asks for g_loss_bce(logits_fake)")
+
+
 def test_bce_losses_wrong_sign_fails():
-    _fails(checks.check_vanilla_losses, lambda r, f: -d_loss_bce(r, f), g_loss_bce, match="d_loss_bce(logits_real, logits_fake) is")
-    _fails(checks.check_vanilla_losses, d_loss_bce, lambda f: -g_loss_bce(f), match="g_loss_bce(logits_fake) is")
+    def d_negated(logits_real, logits_fake):
+        return -VANILLA.d_loss_bce(logits_real, logits_fake)
+
+    def g_negated(logits_fake):
+        return -VANILLA.g_loss_bce(logits_fake)
+
+    _fails(checks.check_vanilla_losses, d_negated, VANILLA.g_loss_bce, match="d_loss_bce(logits_real, logits_fake) is")
+    _fails(checks.check_vanilla_losses, VANILLA.d_loss_bce, g_negated, match="g_loss_bce(logits_fake) is")
 
 
 def test_bce_losses_sigmoid_applied_twice_fails():
-    def d_twice(r, f):  # BCE-with-logits on probabilities: the sigmoid is applied twice
-        return d_loss_bce(torch.sigmoid(r), torch.sigmoid(f))
+    def d_twice(logits_real, logits_fake):  # BCE-with-logits on probabilities: the sigmoid is applied twice
+        return VANILLA.d_loss_bce(torch.sigmoid(logits_real), torch.sigmoid(logits_fake))
 
-    _fails(checks.check_vanilla_losses, d_twice, g_loss_bce, match="d_loss_bce(logits_real, logits_fake) is")
-    _fails(checks.check_vanilla_losses, d_loss_bce, lambda f: g_loss_bce(torch.sigmoid(f)), match="g_loss_bce(logits_fake) is")
+    def g_twice(logits_fake):
+        return VANILLA.g_loss_bce(torch.sigmoid(logits_fake))
+
+    _fails(checks.check_vanilla_losses, d_twice, VANILLA.g_loss_bce, match="d_loss_bce(logits_real, logits_fake) is")
+    _fails(checks.check_vanilla_losses, VANILLA.d_loss_bce, g_twice, match="g_loss_bce(logits_fake) is")
 
 
 def test_bce_losses_sigmoid_then_bceloss_fails():
     """Sigmoid + BCELoss agrees on small logits but saturates on large ones (log 0 clamped to -100)."""
-    def d_probs(r, f):
-        return (F.binary_cross_entropy(torch.sigmoid(r), torch.ones_like(r))
-                + F.binary_cross_entropy(torch.sigmoid(f), torch.zeros_like(f)))
-
-    def g_probs(f):
-        return F.binary_cross_entropy(torch.sigmoid(f), torch.ones_like(f))
-
-    _fails(checks.check_vanilla_losses, d_probs, g_loss_bce, match="d_loss_bce on large logits")
-    _fails(checks.check_vanilla_losses, d_loss_bce, g_probs, match="g_loss_bce on large logits")
+    d_probs = _mutant(VANILLA_NB, VANILLA, "d_loss_bce",
+                      ("F.binary_cross_entropy_with_logits(logits_real,", "F.binary_cross_entropy(torch.sigmoid(logits_real),"),
+                      ("F.binary_cross_entropy_with_logits(logits_fake,", "F.binary_cross_entropy(torch.sigmoid(logits_fake),"))
+    g_probs = _mutant(VANILLA_NB, VANILLA, "g_loss_bce",
+                      ("F.binary_cross_entropy_with_logits(logits_fake,", "F.binary_cross_entropy(torch.sigmoid(logits_fake),"))
+    _fails(checks.check_vanilla_losses, d_probs, VANILLA.g_loss_bce, match="d_loss_bce on large logits")
+    _fails(checks.check_vanilla_losses, VANILLA.d_loss_bce, g_probs, match="g_loss_bce on large logits")
 
 
 def test_bce_losses_labels_swapped_fails():
-    def d_swapped(r, f):
-        return d_loss_bce(f, r)
+    def d_labels_swapped(logits_real, logits_fake):
+        return VANILLA.d_loss_bce(logits_fake, logits_real)
 
-    _fails(checks.check_vanilla_losses, d_swapped, g_loss_bce, match="d_loss_bce(logits_real, logits_fake) is")
-    # the saturating generator loss (fakes against label 0) is the classic swap in J_G
-    _fails(checks.check_vanilla_losses, d_loss_bce,
-           lambda f: F.binary_cross_entropy_with_logits(f, torch.zeros_like(f)), match="g_loss_bce(logits_fake) is")
+    def g_saturating(logits_fake):  # the classic swap in J_G: BCE of the fakes against label 0 = BCE(-logits, 1)
+        return VANILLA.g_loss_bce(-logits_fake)
+
+    _fails(checks.check_vanilla_losses, d_labels_swapped, VANILLA.g_loss_bce, match="d_loss_bce(logits_real, logits_fake) is")
+    _fails(checks.check_vanilla_losses, VANILLA.d_loss_bce, g_saturating, match="g_loss_bce(logits_fake) is")
 
 
 def test_bce_losses_shape_and_graph_mistakes_fail():
-    _fails(checks.check_vanilla_losses,
-           lambda r, f: F.binary_cross_entropy_with_logits(r, torch.ones_like(r), reduction="none"), g_loss_bce,
-           match="should be a single number")
-    _fails(checks.check_vanilla_losses, lambda r, f: d_loss_bce(r, f).item(), g_loss_bce, match="gradients")
-    _fails(checks.check_vanilla_losses, d_loss_bce, lambda f: g_loss_bce(f).detach(), match="gradients")
+    def d_per_image(logits_real, logits_fake):
+        return VANILLA.d_loss_bce(logits_real, logits_fake) * torch.ones_like(logits_real)
+
+    def d_number(logits_real, logits_fake):
+        return VANILLA.d_loss_bce(logits_real, logits_fake).item()
+
+    def g_detached(logits_fake):
+        return VANILLA.g_loss_bce(logits_fake).detach()
+
+    _fails(checks.check_vanilla_losses, d_per_image, VANILLA.g_loss_bce, match="should be a single number")
+    _fails(checks.check_vanilla_losses, d_number, VANILLA.g_loss_bce, match="gradients")
+    _fails(checks.check_vanilla_losses, VANILLA.d_loss_bce, g_detached, match="gradients")
 
 
 # ============================================================================ vanilla: generate
@@ -235,36 +288,25 @@ def test_generate_wrong_answers_fail():
 
 
 # ============================================================================ train step (every lab)
-def _make_train_step(G, D, opt_G, opt_D, detach=True, fresh_z_for_g=False):
-    def train_step(x_real):
-        z = torch.randn(x_real.shape[0], 100)
-        x_fake = G(z)
-        loss_D = d_loss_bce(D(x_real), D(x_fake.detach() if detach else x_fake))
-        opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        opt_D.step()
-        if fresh_z_for_g:
-            x_fake = G(torch.randn(x_real.shape[0], 100))
-        loss_G = g_loss_bce(D(x_fake))
-        opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        opt_G.step()
-        return {"loss_G": loss_G.detach(), "loss_D": loss_D.detach()}
-    return train_step
-
-
-def _networks():
+def _vanilla_networks(**globals_):
+    """The notebook's G, D and optimizers, set as the notebook's globals so its own train_step runs on them."""
     torch.manual_seed(0)
-    G, D = Generator(100, width=8), Discriminator(width=8)
-    return G, D, torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999)), torch.optim.Adam(D.parameters(), 2e-4)
+    G, D = VANILLA.Generator(100, width=8), VANILLA.Discriminator(width=8)
+    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    names = {"G": G, "D": D, "opt_G": opt_G, "opt_D": opt_D, "device": torch.device("cpu"),
+             "cfg": SimpleNamespace(latent_dim=100), **globals_}
+    for name, value in names.items():
+        setattr(VANILLA, name, value)
+    return names["G"], names["D"], names["opt_G"], names["opt_D"]
 
 
 def test_train_step_correct_passes_and_changes_nothing(capsys):
-    G, D, opt_G, opt_D = _networks()
+    G, D, opt_G, opt_D = _vanilla_networks()
     before = [t.clone() for t in [*G.state_dict().values(), *D.state_dict().values()]]
     x = torch.rand(8, 1, 28, 28) * 2 - 1
     rng = torch.random.get_rng_state()
-    checks.check_train_step(_make_train_step(G, D, opt_G, opt_D), G, D, opt_G, opt_D, x)
+    checks.check_train_step(VANILLA.train_step, G, D, opt_G, opt_D, x)
     assert "✓ train step: passed" in capsys.readouterr().out
     after = [*G.state_dict().values(), *D.state_dict().values()]
     assert all(torch.equal(a, b) for a, b in zip(before, after))
@@ -273,147 +315,174 @@ def test_train_step_correct_passes_and_changes_nothing(capsys):
 
 def test_train_step_missing_detach_fails():
     x = torch.rand(8, 1, 28, 28) * 2 - 1
-    G, D, opt_G, opt_D = _networks()
+    G, D, opt_G, opt_D = _vanilla_networks()
     # the usual outcome: G's graph was freed by loss_D.backward(), and the G step crashes
-    _fails(checks.check_train_step, _make_train_step(G, D, opt_G, opt_D, detach=False), G, D, opt_G, opt_D, x,
-           match="the D step computed gradients for G's weights")
-    # with fresh noise for the G step nothing crashes, but loss_D still reached G
-    _fails(checks.check_train_step, _make_train_step(G, D, opt_G, opt_D, detach=False, fresh_z_for_g=True),
-           G, D, opt_G, opt_D, x, match="the D step computed gradients for G's weights")
+    no_detach = _mutant(VANILLA_NB, VANILLA, "train_step", ("D(x_fake.detach())", "D(x_fake)"))
+    _fails(checks.check_train_step, no_detach, G, D, opt_G, opt_D, x, match="the D step computed gradients for G's weights")
+    # with the graph kept for the G step nothing crashes, but loss_D still reached G
+    no_detach_kept = _mutant(VANILLA_NB, VANILLA, "train_step", ("D(x_fake.detach())", "D(x_fake)"),
+                             ("loss_D.backward()", "loss_D.backward(retain_graph=True)"))
+    _fails(checks.check_train_step, no_detach_kept, G, D, opt_G, opt_D, x, match="the D step computed gradients for G's weights")
 
 
 def test_train_step_wrong_optimizers_fail():
-    G, D, opt_G, opt_D = _networks()
     x = torch.rand(8, 1, 28, 28) * 2 - 1
+    G, D, _, opt_D = _vanilla_networks()
     swapped = torch.optim.Adam(D.parameters())
-    _fails(checks.check_train_step, _make_train_step(G, D, swapped, opt_D), G, D, swapped, opt_D, x,
+    _vanilla_networks(G=G, D=D, opt_G=swapped, opt_D=opt_D)
+    _fails(checks.check_train_step, VANILLA.train_step, G, D, swapped, opt_D, x,
            match="opt_G does not optimise exactly the parameters of G")
+    opt_G = torch.optim.Adam(G.parameters())
     both = torch.optim.Adam([*G.parameters(), *D.parameters()])
-    _fails(checks.check_train_step, _make_train_step(G, D, opt_G, both), G, D, opt_G, both, x, match="opt_D")
-
-
+    _vanilla_networks(G=G, D=D, opt_G=opt_G, opt_D=both)
+    _fails(checks.check_train_step, VANILLA.train_step, G, D, opt_G, both, x, match="opt_D")
 # ============================================================================ cwgan
 def _require_cwgan_checks():
     if not (checks.CHECK_DATA / "cwgan.json").is_file() or not hasattr(checks, "check_gradient_penalty"):
         pytest.fail("helpers/checks/answers/cwgan.json or the cwgan checks are missing")
 
 
-def get_grad_function(critic, x_hat, y):
-    x_hat = x_hat.detach().requires_grad_(True)
-    scores = critic(x_hat, y)
-    (grad,) = torch.autograd.grad(scores, x_hat, torch.ones_like(scores), create_graph=True)
-    return grad
-
-
-def _penalty(critic, x_real, x_fake, y, lambda_gp=10.0, epsilon=None, *, at="interpolates", norm="per-image"):
-    if epsilon is None:
-        epsilon = torch.rand(x_real.shape[0], 1, 1, 1)
-    x_hat = {"interpolates": epsilon * x_real + (1 - epsilon) * x_fake, "real": x_real}[at]
-    grad = get_grad_function(critic, x_hat, y)
-    if norm == "per-image":
-        norms = grad.flatten(1).norm(2, dim=1)
-    elif norm == "dim1":
-        norms = grad.norm(2, dim=1)  # over the channel axis only: (B, 28, 28)
-    else:
-        norms = grad.flatten(1).norm(2, dim=0)  # across the batch
-    return lambda_gp * ((norms - 1) ** 2).mean()
-
-
 def test_cwgan_gradient_penalty_correct_passes(capsys):
     _require_cwgan_checks()
-    checks.check_gradient_penalty(_penalty)
+    checks.check_gradient_penalty(CWGAN.get_gradient_regularisation)
     assert "✓ gradient penalty: passed" in capsys.readouterr().out
 
 
 def test_cwgan_gradient_penalty_wrong_answers_fail():
     _require_cwgan_checks()
+    gp = CWGAN.get_gradient_regularisation
     name = "get_gradient_regularisation(...) with lambda_gp = 10"
-    _fails(checks.check_gradient_penalty, lambda *a, **k: _penalty(*a, **k, at="real"), match=name)
-    _fails(checks.check_gradient_penalty, lambda *a, **k: _penalty(*a, **k, norm="dim1"), match=name)
-    _fails(checks.check_gradient_penalty, lambda *a, **k: _penalty(*a, **k, norm="batch"), match=name)
-    _fails(checks.check_gradient_penalty, lambda *a, **k: _penalty(*a, **k).detach(), match="gradient")
-    _fails(checks.check_gradient_penalty, lambda *a, lambda_gp=10.0, **k: _penalty(*a, **k), match="lambda_gp=1.0")
+
+    def at_real_images(critic, x_real, x_fake, y, lambda_gp=10.0, epsilon=None):  # the published mistake
+        return gp(critic, x_real, x_fake, y, lambda_gp, epsilon=torch.ones_like(epsilon))
+
+    def detached(critic, x_real, x_fake, y, lambda_gp=10.0, epsilon=None):
+        return gp(critic, x_real, x_fake, y, lambda_gp, epsilon).detach()
+
+    norm_line = "grad.flatten(1).norm(2, dim=1)"
+    over_channels = _mutant(CWGAN_NB, CWGAN, "get_gradient_regularisation", (norm_line, "grad.norm(2, dim=1)"))
+    over_batch = _mutant(CWGAN_NB, CWGAN, "get_gradient_regularisation", (norm_line, "grad.flatten(1).norm(2, dim=0)"))
+    fixed_lambda = _mutant(CWGAN_NB, CWGAN, "get_gradient_regularisation", ("return lambda_gp * ", "return 10.0 * "))
+    _fails(checks.check_gradient_penalty, at_real_images, match=name)
+    _fails(checks.check_gradient_penalty, over_channels, match=name)
+    _fails(checks.check_gradient_penalty, over_batch, match=name)
+    _fails(checks.check_gradient_penalty, detached, match="gradient")
+    _fails(checks.check_gradient_penalty, fixed_lambda, match="lambda_gp=1.0")
 
 
 def test_cwgan_wasserstein_losses():
     _require_cwgan_checks()
-    g_ok = lambda s_fake: -s_fake.mean()  # noqa: E731
-    d_ok = lambda s_fake, s_real: s_fake.mean() - s_real.mean()  # noqa: E731
-    checks.check_wgan_losses(g_ok, d_ok)
-    _fails(checks.check_wgan_losses, lambda s: s.mean(), d_ok, match="get_WLoss_generator(score_fake) is")
-    _fails(checks.check_wgan_losses, g_ok, lambda f, r: r.mean() - f.mean(), match="get_WLoss_discriminator(score_fake, score_real) is")
-    _fails(checks.check_wgan_losses, g_ok, lambda f, r: torch.sigmoid(f).mean() - torch.sigmoid(r).mean(),
-           match="get_WLoss_discriminator(score_fake, score_real) is")
-    _fails(checks.check_wgan_losses, g_ok, lambda f, r: (f - r).mean(), match="4 fake and 6 real")
+    d_ok, g_ok = CWGAN.get_WLoss_discriminator, CWGAN.get_WLoss_generator
+    checks.check_wgan_losses(d_ok, g_ok)
+
+    def g_negated(score_fake):
+        return -g_ok(score_fake)
+
+    def d_real_minus_fake(score_fake, score_real):
+        return d_ok(score_real, score_fake)
+
+    def d_on_probabilities(score_fake, score_real):
+        return d_ok(torch.sigmoid(score_fake), torch.sigmoid(score_real))
+
+    d_mean_of_differences = _mutant(CWGAN_NB, CWGAN, "get_WLoss_discriminator",
+                                    ("score_fake.mean() - score_real.mean()", "(score_fake - score_real).mean()"))
+    _fails(checks.check_wgan_losses, d_ok, g_negated, match="get_WLoss_generator(score_fake) is")
+    _fails(checks.check_wgan_losses, d_real_minus_fake, g_ok, match="get_WLoss_discriminator(score_fake, score_real) is")
+    _fails(checks.check_wgan_losses, d_on_probabilities, g_ok, match="get_WLoss_discriminator(score_fake, score_real) is")
+    _fails(checks.check_wgan_losses, d_mean_of_differences, g_ok, match="4 fake and 6 real")
+
+
+def test_cwgan_losses_keep_the_handouts_signature():
+    """get_WLoss_discriminator takes (score_fake, score_real): the handout's order, kept, and checked by name."""
+    _require_cwgan_checks()
+
+    def d_real_first(score_real, score_fake):  # the order of the other labs, not of this handout
+        return CWGAN.get_WLoss_discriminator(score_fake, score_real)
+
+    _fails(checks.check_wgan_losses, d_real_first, CWGAN.get_WLoss_generator,
+           match="the TODO asks for get_WLoss_discriminator(score_fake, score_real)")
+    # the two losses passed in the wrong order to the check
+    _fails(checks.check_wgan_losses, CWGAN.get_WLoss_generator, CWGAN.get_WLoss_discriminator,
+           match="the TODO asks for get_WLoss")
 
 
 def test_cwgan_loss_returning_a_float_fails():
     _require_cwgan_checks()
-    _fails(checks.check_wgan_losses, lambda s: -s.mean(), lambda f, r: (f.mean() - r.mean()).item(), match="gradients")
 
+    def d_number(score_fake, score_real):
+        return CWGAN.get_WLoss_discriminator(score_fake, score_real).item()
 
-class _CwganGenerator(nn.Module):
-    def __init__(self, latent_dim=100, width=8, conditioned=True):
-        super().__init__()
-        self.width, self.conditioned = width, conditioned
-        self.project = nn.Sequential(nn.Linear(latent_dim + 10, 2 * width * 49), nn.BatchNorm1d(2 * width * 49), nn.ReLU())
-        self.net = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
-                                 nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())
-
-    def forward(self, z, y):
-        label = F.one_hot(y, 10).float() if self.conditioned else torch.zeros(len(z), 10)
-        return self.net(self.project(torch.cat([z, label], 1)).view(-1, 2 * self.width, 7, 7))
-
-
-class _Critic(nn.Module):
-    def __init__(self, width=8, norm="layer", sigmoid=False):
-        super().__init__()
-        self.sigmoid = sigmoid
-        self.net = nn.Sequential(
-            nn.Conv2d(11, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1),
-            nn.LayerNorm([2 * width, 7, 7]) if norm == "layer" else nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
-            nn.Flatten(), nn.Linear(2 * width * 49, 1))
-
-    def forward(self, x, y):
-        planes = F.one_hot(y, 10).float().view(-1, 10, 1, 1).expand(-1, 10, 28, 28)
-        out = self.net(torch.cat([x, planes], 1)).view(-1)
-        return torch.sigmoid(out) if self.sigmoid else out
+    _fails(checks.check_wgan_losses, d_number, CWGAN.get_WLoss_generator, match="gradients")
 
 
 def test_cwgan_networks_and_conditioning():
     _require_cwgan_checks()
-    checks.check_cwgan_generator(_CwganGenerator)
-    _fails(checks.check_cwgan_generator, lambda d: _CwganGenerator(d, conditioned=False), match="class 2 and class 7")
-    checks.check_critic(_Critic)
-    _fails(checks.check_critic, lambda: _Critic(norm="batch"), match="BatchNorm")
 
-    def g_in(z, y):
-        return torch.cat([z, F.one_hot(y, 10).float()], 1)
+    class Unconditioned(CWGAN.Generator):
+        def forward(self, z, y):
+            return super().forward(z, torch.zeros_like(y))  # every image drawn as class 0
 
-    def d_in(x, y):
-        return torch.cat([x, F.one_hot(y, 10).float().view(-1, 10, 1, 1).expand(-1, 10, 28, 28)], 1)
+    def critic_with_batchnorm():
+        return _replace_modules(CWGAN.Critic(width=8), nn.LayerNorm, lambda m: nn.BatchNorm2d(m.normalized_shape[0]))
 
+    checks.check_cwgan_generator(lambda d: CWGAN.Generator(d, width=8))
+    _fails(checks.check_cwgan_generator, lambda d: Unconditioned(d, width=8), match="class 2 and class 7")
+    checks.check_critic(lambda: CWGAN.Critic(width=8))
+    _fails(checks.check_critic, critic_with_batchnorm, match="BatchNorm")
+
+    g_in, d_in = CWGAN.generator_input, CWGAN.critic_input
     checks.check_conditioning(g_in, d_in)
-    _fails(checks.check_conditioning, lambda z, y: torch.cat([F.one_hot(y, 10).float(), z], 1), d_in,
+    _fails(checks.check_conditioning, lambda z, y: torch.roll(g_in(z, y), shifts=10, dims=1), d_in,  # label first
            match="generator_input(z, y)[:, :100]")
     _fails(checks.check_conditioning, g_in, lambda x, y: torch.cat([d_in(x, y)[:, 1:], x], 1), match="critic_input(x, y)[:, 0]")
 
 
 # ============================================================================ malaria
-def _require_malaria_checks():
+@pytest.fixture(scope="module")
+def malaria_nb():
     if not (checks.CHECK_DATA / "malaria.json").is_file() or not hasattr(checks, "check_lsgan_losses"):
         pytest.fail("helpers/checks/answers/malaria.json or the malaria checks are missing")
+    return load_definitions(MALARIA_NB)
 
 
-def test_malaria_losses():
-    _require_malaria_checks()
-    d_ok = lambda r, f: 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean()  # noqa: E731
-    g_ok = lambda f: ((f - 1) ** 2).mean()  # noqa: E731
+def test_malaria_losses(malaria_nb):
+    d_ok, g_ok, stage_ok = malaria_nb.lsgan_d_loss, malaria_nb.lsgan_g_loss, malaria_nb.stage_loss_bce
     checks.check_lsgan_losses(d_ok, g_ok)
-    _fails(checks.check_lsgan_losses, lambda r, f: ((r - 1) ** 2).mean() + (f ** 2).mean(), g_ok, match="lsgan_d_loss")
-    _fails(checks.check_lsgan_losses, lambda r, f: d_ok(torch.sigmoid(r), torch.sigmoid(f)), g_ok, match="lsgan_d_loss")
-    _fails(checks.check_lsgan_losses, d_ok, lambda f: (f ** 2).mean(), match="lsgan_g_loss")
-    checks.check_stage_loss(F.binary_cross_entropy_with_logits)
-    _fails(checks.check_stage_loss, lambda l, t: F.binary_cross_entropy_with_logits(torch.sigmoid(l), t),
-           match="stage_loss_bce")
+    checks.check_stage_loss(stage_ok)
+
+    def d_without_half(score_real, score_fake):
+        return 2 * d_ok(score_real, score_fake)
+
+    def d_on_probabilities(score_real, score_fake):
+        return d_ok(torch.sigmoid(score_real), torch.sigmoid(score_fake))
+
+    def g_target_zero(score_fake):  # (D(G(z)) - 0)^2: the fakes pulled to the fake label
+        return g_ok(score_fake + 1)
+
+    def d_fake_first(score_fake, score_real):
+        return d_ok(score_real, score_fake)
+
+    def stage_sigmoid_twice(logits_stage, targets):
+        return stage_ok(torch.sigmoid(logits_stage), targets)
+
+    _fails(checks.check_lsgan_losses, d_without_half, g_ok, match="lsgan_d_loss(score_real, score_fake) is")
+    _fails(checks.check_lsgan_losses, d_on_probabilities, g_ok, match="lsgan_d_loss(score_real, score_fake) is")
+    _fails(checks.check_lsgan_losses, d_ok, g_target_zero, match="lsgan_g_loss(score_fake) is")
+    _fails(checks.check_lsgan_losses, d_fake_first, g_ok, match="the TODO asks for lsgan_d_loss(score_real, score_fake)")
+    _fails(checks.check_stage_loss, stage_sigmoid_twice, match="stage_loss_bce(logits_stage, targets) is")
+
+
+# ============================================================================ README's table of losses
+def test_readme_loss_table_matches_the_notebooks(malaria_nb):
+    """Each row's function exists in its lab's notebook with exactly the parameters listed, in that order."""
+    import inspect
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("## Losses\n"):]
+    section = section[:section.index("\n## ")]
+    notebooks = {"vanilla": VANILLA, "cWGAN-GP": CWGAN, "malaria": malaria_nb}
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == 8, rows
+    for lab, function, arguments, _formula in rows:
+        fn = getattr(notebooks[lab.strip("| ")], function.strip("`"))
+        assert list(inspect.signature(fn).parameters) == arguments.strip("`").split(", "), function

@@ -1,16 +1,17 @@
 """The cWGAN-GP lab's three loss functions, taken from the notebook itself, against hand computations.
 
-The cells that define the losses are executed in a namespace (the instant-check calls at their end are
-replaced by no-ops), so these tests check exactly the code in lab8_cwgan.ipynb.
+The notebook's definitions are loaded with :func:`helpers.course.notebook_code.load_definitions` (its
+functions and classes only: no training, no checks), so these tests check exactly the code in
+lab8_cwgan.ipynb.
 """
 
 import math
 
-import nbformat
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from helpers.course.notebook_code import load_definitions
 
 from conftest import REPO_ROOT
 
@@ -20,16 +21,8 @@ LAMBDA = 10.0
 
 @pytest.fixture(scope="module")
 def nb_ns() -> dict:
-    """get_WLoss_generator, get_WLoss_discriminator, get_grad_function, get_gradient_regularisation."""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    ns = {"torch": torch, "F": F, "nn": nn,
-          "check_wgan_losses": lambda *a: None, "check_gradient_penalty": lambda *a: None}
-    wanted = ("def get_WLoss_generator", "def get_gradient_regularisation")
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and any(w in c.source for w in wanted)]
-    assert len(cells) == 2, "expected one cell with the Wasserstein losses and one with the penalty"
-    for src in cells:
-        exec(compile(src, str(NOTEBOOK), "exec"), ns)
-    return ns
+    """The notebook's names: get_WLoss_generator, get_WLoss_discriminator, get_grad_function, get_gradient_regularisation..."""
+    return vars(load_definitions(NOTEBOOK))
 
 
 class LinearCritic(nn.Module):

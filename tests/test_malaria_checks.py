@@ -43,8 +43,10 @@ def test_solution_passes_every_check(nb, capsys):
     (None, lambda f: -(0.5 * (f ** 2).mean()), "lsgan_g_loss"),                               # minus J_D's fake term
 ])
 def test_wrong_lsgan_losses_fail(nb, d_loss, g_loss, message):
-    d_loss = d_loss or nb["lsgan_d_loss"]
-    g_loss = g_loss or nb["lsgan_g_loss"]
+    # the check calls lsgan_d_loss(score_real=..., score_fake=...) and lsgan_g_loss(score_fake=...) by name
+    wrong_d, wrong_g = d_loss, g_loss
+    d_loss = (lambda score_real, score_fake: wrong_d(score_real, score_fake)) if wrong_d else nb["lsgan_d_loss"]
+    g_loss = (lambda score_fake: wrong_g(score_fake)) if wrong_g else nb["lsgan_g_loss"]
     if message is None:
         check_lsgan_losses(d_loss, g_loss)
         return
@@ -55,9 +57,11 @@ def test_wrong_lsgan_losses_fail(nb, d_loss, g_loss, message):
 
 def test_lsgan_loss_per_patch_or_detached_fails(nb):
     with pytest.raises(CheckFailed, match="single number"):
-        check_lsgan_losses(lambda r, f: 0.5 * (r - 1) ** 2 + 0.5 * f ** 2, nb["lsgan_g_loss"])
+        check_lsgan_losses(lambda score_real, score_fake: 0.5 * (score_real - 1) ** 2 + 0.5 * score_fake ** 2,
+                           nb["lsgan_g_loss"])
     with pytest.raises(CheckFailed, match="gradients"):
-        check_lsgan_losses(lambda r, f: nb["lsgan_d_loss"](r, f).detach(), nb["lsgan_g_loss"])
+        check_lsgan_losses(lambda score_real, score_fake: nb["lsgan_d_loss"](score_real, score_fake).detach(),
+                           nb["lsgan_g_loss"])
 
 
 @pytest.mark.parametrize("loss", [
@@ -68,7 +72,7 @@ def test_lsgan_loss_per_patch_or_detached_fails(nb):
 ])
 def test_wrong_stage_losses_fail(loss):
     with pytest.raises(CheckFailed, match="stage_loss_bce"):
-        check_stage_loss(loss)
+        check_stage_loss(lambda logits_stage, targets: loss(logits_stage, targets))  # called by name
 
 
 def test_head_with_sigmoid_applied_twice_fails(nb):

@@ -8,10 +8,11 @@ student could read and copy.
 
 from __future__ import annotations
 
+import inspect
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -49,6 +50,37 @@ def _compare(name: str, got: torch.Tensor | float, want: float, hint: str, rtol:
         got = float(got.detach())
     if not np.isfinite(got) or abs(got - want) > atol + rtol * abs(want):
         _fail(f"{name} is {got:.6f} but should be {want:.6f} (off by {got - want:+.6f}).", hint)
+
+
+def _call_as_declared(fn: Callable, name: str, **arguments: Any) -> Any:
+    """Call a student's function the way its TODO declares it: every argument by its name.
+
+    ``arguments`` lists the TODO's parameters in the TODO's order (``logits_real=..., logits_fake=...``).
+    A function whose parameters are renamed or swapped fails here with the signature the TODO asks for,
+    instead of silently computing the loss of swapped inputs (the training code calls it positionally).
+
+    Args:
+        fn: the student's function.
+        name: its name in the notebook, for the message.
+        **arguments: the TODO's parameter names, in order, with the values to pass.
+
+    Returns:
+        What ``fn(**arguments)`` returns.
+    """
+    want = list(arguments)
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: just call it
+        return fn(**arguments)
+    # The TODO's parameters, in its order; parameters the check leaves to their defaults may sit between them.
+    named = [p.name for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in want]
+    unknown_required = [p.name for p in params.values() if p.name not in want and p.default is p.empty
+                        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if named != want or unknown_required:
+        _fail(f"{name} is declared as {name}({', '.join(params)}), but the TODO asks for {name}({', '.join(want)}).",
+              "keep the parameter names and their order from the TODO's def line; the training code calls "
+              f"{name} with the arguments in that order.")
+    return fn(**arguments)
 
 
 def _carries_grad(*values: object) -> bool:

@@ -11,8 +11,8 @@ from torch import nn
 
 from helpers.checks.contract import CWGAN, check_contract
 from helpers.checks.graded import Defined, GradedCheck
-from helpers.checks.common import (CheckFailed, _carries_grad, _compare, _fail, _fixed_logits, _ok, check_train_step,
-                                   expected)
+from helpers.checks.common import (CheckFailed, _call_as_declared, _carries_grad, _compare, _fail, _fixed_logits, _ok,
+                                   check_train_step, expected)
 
 __all__ = ['CheckFailed', 'check_conditioning', 'check_critic', 'check_cwgan_generator', 'check_generate_conditional',
            'check_gradient_penalty', 'check_train_step', 'check_wgan_losses']
@@ -160,19 +160,25 @@ def check_critic(critic_cls: Callable[..., nn.Module]) -> None:
     _ok("critic")
 
 
-def check_wgan_losses(g_loss: Callable, d_loss: Callable) -> None:
-    """The two Wasserstein losses on fixed scores against the committed values."""
+def check_wgan_losses(d_loss: Callable, g_loss: Callable) -> None:
+    """The two Wasserstein losses on fixed scores against the committed values.
+
+    Args:
+        d_loss: the notebook's ``get_WLoss_discriminator(score_fake, score_real)`` (the handout's name and order,
+            fake first), called with its arguments by name.
+        g_loss: the notebook's ``get_WLoss_generator(score_fake)``.
+    """
     exp = expected("cwgan")["losses"]
     real, fake = _fixed_logits(requires_grad=True)
-    lg = g_loss(fake)
+    lg = _call_as_declared(g_loss, "get_WLoss_generator", score_fake=fake)
     _compare("get_WLoss_generator(score_fake)", lg, exp["g_loss"],
              "G maximises the critic's score of its fakes, so it minimises -mean(score_fake).")
-    ld = d_loss(fake, real)
+    ld = _call_as_declared(d_loss, "get_WLoss_discriminator", score_fake=fake, score_real=real)
     _compare("get_WLoss_discriminator(score_fake, score_real)", ld, exp["d_loss"],
              "the critic minimises mean(score_fake) - mean(score_real); mind the argument order (fake first) "
              "and use raw scores (no sigmoid, no log).")
     try:
-        ld_short = d_loss(fake[:4], real)
+        ld_short = d_loss(score_fake=fake[:4], score_real=real)
     except Exception as err:  # noqa: BLE001 - say what went wrong
         _fail(f"get_WLoss_discriminator failed for 4 fake and 6 real scores: {type(err).__name__}: {err}",
               "average each batch on its own, mean(score_fake) - mean(score_real), rather than mean(score_fake - score_real).")
@@ -189,8 +195,9 @@ def check_gradient_penalty(gradient_penalty: Callable) -> None:
     critic = _FixedCritic()
     x_real, x_fake, y, epsilon = _fixed_cwgan_batch()
     try:
-        gp = gradient_penalty(critic, x_real, x_fake, y, epsilon=epsilon)
-    except NotImplementedError:
+        gp = _call_as_declared(gradient_penalty, "get_gradient_regularisation", critic=critic, x_real=x_real,
+                               x_fake=x_fake, y=y, epsilon=epsilon)
+    except (NotImplementedError, CheckFailed):
         raise
     except Exception as err:  # noqa: BLE001 - say what went wrong
         _fail(f"get_gradient_regularisation(critic, x_real, x_fake, y, epsilon=...) failed: {type(err).__name__}: {err}",
@@ -199,7 +206,7 @@ def check_gradient_penalty(gradient_penalty: Callable) -> None:
              "interpolate x_hat = epsilon * x_real + (1 - epsilon) * x_fake with the epsilon given, take "
              "get_grad_function(critic, x_hat, y), its L2 norm per image (flatten(1).norm(2, dim=1)), then "
              "lambda_gp * mean((norm - 1) ** 2).", rtol=1e-4, atol=1e-5)
-    gp1 = gradient_penalty(critic, x_real, x_fake, y, lambda_gp=1.0, epsilon=epsilon)
+    gp1 = gradient_penalty(critic=critic, x_real=x_real, x_fake=x_fake, y=y, lambda_gp=1.0, epsilon=epsilon)
     _compare("get_gradient_regularisation(..., lambda_gp=1.0)", gp1, exp["value"] / 10.0,
              "multiply by the lambda_gp argument (default 10), not by a constant.", rtol=1e-4, atol=1e-6)
     if not _carries_grad(gp):

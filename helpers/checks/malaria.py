@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from helpers.checks.graded import Defined, GradedCheck
-from helpers.checks.common import (CheckFailed, _carries_grad, _compare, _fail, _fixed_logits, _ok, check_train_step,
-                                   expected)
+from helpers.checks.common import (CheckFailed, _call_as_declared, _carries_grad, _compare, _fail, _fixed_logits, _ok,
+                                   check_train_step, expected)
 from helpers.checks.vanilla import check_generate
 
 __all__ = ['CheckFailed', 'check_generate', 'check_grad_cam', 'check_lsgan_losses', 'check_malaria_discriminator',
@@ -238,16 +238,21 @@ def check_malaria_head(multitask_cls: Callable[..., nn.Module]) -> None:
 
 
 def check_lsgan_losses(d_loss: Callable, g_loss: Callable) -> None:
-    """The least-squares losses J_D and J_G on fixed raw scores against the committed values."""
+    """The least-squares losses J_D and J_G on fixed raw scores against the committed values.
+
+    Args:
+        d_loss: the notebook's ``lsgan_d_loss(score_real, score_fake)``, called with its arguments by name.
+        g_loss: the notebook's ``lsgan_g_loss(score_fake)``.
+    """
     exp = expected("malaria")["losses"]
     real, fake = _fixed_logits(requires_grad=True)
-    ld = d_loss(real, fake)
+    ld = _call_as_declared(d_loss, "lsgan_d_loss", score_real=real, score_fake=fake)
     _compare("lsgan_d_loss(score_real, score_fake)", ld, exp["lsgan_d"],
              "J_D = 1/(2m) sum (D(x) - 1)^2 + 1/(2m) sum D(G(z))^2: targets 1 for real and 0 for fake, "
              "the factor 1/2 on both terms, and no sigmoid (the scores are raw).")
-    _compare("lsgan_d_loss with (m, 1) scores", d_loss(real[:, None], fake[:, None]), exp["lsgan_d"],
+    _compare("lsgan_d_loss with (m, 1) scores", d_loss(score_real=real[:, None], score_fake=fake[:, None]), exp["lsgan_d"],
              "average over all entries (.mean()) so that (m,) and (m, 1) scores give the same loss.")
-    lg = g_loss(fake)
+    lg = _call_as_declared(g_loss, "lsgan_g_loss", score_fake=fake)
     _compare("lsgan_g_loss(score_fake)", lg, exp["lsgan_g"],
              "J_G = 1/m sum (D(G(z)) - 1)^2: target 1 for the fakes and no factor 1/2.")
     if not _carries_grad(ld, lg):
@@ -265,11 +270,15 @@ def _fixed_stage_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_stage_loss(stage_loss: Callable) -> None:
-    """J_C, the multi-label binary cross-entropy of the stage logits, on fixed inputs."""
+    """J_C, the multi-label binary cross-entropy of the stage logits, on fixed inputs.
+
+    Args:
+        stage_loss: the notebook's ``stage_loss_bce(logits_stage, targets)``, called with its arguments by name.
+    """
     exp = expected("malaria")["losses"]
     logits, targets = _fixed_stage_batch()
     logits.requires_grad_(True)
-    loss = stage_loss(logits, targets)
+    loss = _call_as_declared(stage_loss, "stage_loss_bce", logits_stage=logits, targets=targets)
     _compare("stage_loss_bce(logits_stage, targets)", loss, exp["stage_bce"],
              "binary_cross_entropy_with_logits(logits, targets), averaged over all m x 4 entries; do not apply a "
              "sigmoid (or softmax) first.")

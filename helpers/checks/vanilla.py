@@ -10,8 +10,8 @@ from torch import nn
 
 from helpers.checks.contract import MALARIA, VANILLA, check_contract
 from helpers.checks.graded import Defined, GradedCheck
-from helpers.checks.common import (CheckFailed, _carries_grad, _compare, _fail, _fixed_logits, _ok, check_train_step,
-                                   expected)
+from helpers.checks.common import (CheckFailed, _call_as_declared, _carries_grad, _compare, _fail, _fixed_logits, _ok,
+                                   check_train_step, expected)
 
 __all__ = ['CheckFailed', 'check_discriminator', 'check_generate', 'check_generator', 'check_train_step', 'check_vanilla_losses']
 
@@ -96,14 +96,19 @@ def check_discriminator(discriminator_cls: Callable[..., nn.Module], image_shape
 
 
 def check_vanilla_losses(d_loss: Callable, g_loss: Callable) -> None:
-    """BCE losses on fixed logits against the committed values, also on large logits."""
+    """BCE losses on fixed logits against the committed values, also on large logits.
+
+    Args:
+        d_loss: the notebook's ``d_loss_bce(logits_real, logits_fake)``, called with its arguments by name.
+        g_loss: the notebook's ``g_loss_bce(logits_fake)``.
+    """
     exp = expected("vanilla")["losses"]
     real, fake = _fixed_logits(requires_grad=True)
-    ld = d_loss(real, fake)
+    ld = _call_as_declared(d_loss, "d_loss_bce", logits_real=real, logits_fake=fake)
     _compare("d_loss_bce(logits_real, logits_fake)", ld, exp["d_loss"],
              "BCE with logits of the real logits against 1 plus the fake logits against 0; "
              "do not apply a sigmoid first (the *_with_logits functions do it), and check the labels.")
-    lg = g_loss(fake)
+    lg = _call_as_declared(g_loss, "g_loss_bce", logits_fake=fake)
     _compare("g_loss_bce(logits_fake)", lg, exp["g_loss"],
              "the non-saturating loss is BCE of the fake logits against label 1 (not 0, and not -d_loss).")
     if not _carries_grad(ld, lg):
@@ -113,8 +118,8 @@ def check_vanilla_losses(d_loss: Callable, g_loss: Callable) -> None:
     fake = torch.tensor([-120.0, 40.0, 0.5, -3.0])
     hint = ("applying a sigmoid and then binary_cross_entropy is exact on paper but saturates in float32; "
             "use binary_cross_entropy_with_logits on the logits themselves.")
-    _compare("d_loss_bce on large logits", d_loss(real, fake), exp["d_loss_large"], hint)
-    _compare("g_loss_bce on large logits", g_loss(fake), exp["g_loss_large"], hint)
+    _compare("d_loss_bce on large logits", d_loss(logits_real=real, logits_fake=fake), exp["d_loss_large"], hint)
+    _compare("g_loss_bce on large logits", g_loss(logits_fake=fake), exp["g_loss_large"], hint)
     _ok("BCE losses")
 
 
