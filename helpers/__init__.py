@@ -3,7 +3,7 @@
 The folders say who owns the code.
 
 Shared runtime (every lab imports these):
-    env               Colab/local setup, device choice, profiles, output and checkpoint folders
+    env               the GANLAB_* settings (read only here), Colab/local setup, device, profiles, folders
     data              MNIST / Fashion-MNIST as device-resident tensors, batching
     checkpoints       atomic, resumable, safely loaded checkpoints
     training          the epoch/iteration loop shared by every lab (progress, logging, resume), EMA
