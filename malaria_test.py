@@ -10,9 +10,15 @@ Generator (writes PNG files: one per image, and a grid)::
     python malaria_test.py generator checkpoints/malaria/models/G.pt 16 --out outputs/malaria_test
     python malaria_test.py generator checkpoints/malaria/models/G.pt noise.npy     # (N, 100) or (100,)
 
-From Python: ``from malaria_test import test; test("multitask", "D.pt", "cell.png")``.
-The model files are written by ``helpers.malaria.models.save_model`` (the notebook's save cell);
-the file stores the architecture and its sizes, so nothing else is needed to rebuild it.
+GradCAM maps of the predicted stages, with the ``grad_cam`` you wrote in the notebook (taken from
+the notebook's code; nothing else of it runs)::
+
+    python malaria_test.py multitask checkpoints/malaria/models/D_multitask.pt cell.png --gradcam dcgan_malaria.ipynb
+
+From Python: ``from malaria_test import test; test("multitask", "D.pt", "cell.png", grad_cam=grad_cam)``.
+The model files are written by ``helpers.malaria.models.save_model`` (the notebook's save cell): each
+holds your own network as a TorchScript program with its sizes, so neither the notebook nor a copy
+of the architecture is needed to run it, and reading it unpickles no Python objects.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,7 +37,9 @@ from PIL import Image
 
 from helpers.checkpoints import CheckpointError
 from helpers.malaria.data import STAGES
+from helpers.malaria.gradcam import plot_gradcam
 from helpers.malaria.models import ARCHITECTURES, load_model
+from helpers.plotting import save_figure
 from helpers.sampling import check_count, seeded_noise
 
 ImageInput = str | os.PathLike | np.ndarray | torch.Tensor | int
@@ -95,6 +104,7 @@ def test(
     out_dir: str | os.PathLike = "outputs/malaria_test",
     seed: int = 0,
     device: str = "cpu",
+    grad_cam: Callable[..., torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Load a saved Lab 3 model and run it once.
 
@@ -106,15 +116,20 @@ def test(
             or a tensor channels first in [-1, 1]; resized to the model's patch size). For the
             generator, a number of images, or noise (N, latent_dim) / (latent_dim,) as an array,
             a tensor or a ``.npy`` path.
-        out_dir: where the generator's PNG files go.
+        out_dir: where the generator's PNG files and the GradCAM figure go.
         seed: noise seed when ``image`` is a count (same seed, same images).
         device: where to run.
+        grad_cam: multi-task model only: the notebook's ``grad_cam(model, layer, x, target, forward)``;
+            when given, the map of each image's most probable stage is drawn to ``out_dir/gradcam.png``.
 
     Returns:
         Generator: ``{"images": (N, 3, S, S) in [-1, 1], "paths": [Path, ...]}``.
         Discriminators: ``{"scores": (N,), "probabilities": (N, 4) or None}``; probabilities
-        are per stage in ``STAGES`` order, independent (multi-label), each in [0, 1].
+        are per stage in ``STAGES`` order, independent (multi-label), each in [0, 1]. With
+        ``grad_cam`` also ``"cams"`` (N, S, S) in [0, 1] and ``"gradcam_path"``.
     """
+    if grad_cam is not None and model_architecture.strip().lower() != "multitask":
+        raise ValueError("GradCAM explains the stage head: use grad_cam with a multitask model file.")
     model = load_model(weights_path, model_architecture, map_location=device)
     cfg = model.config
     print(f"{model_architecture} model from {weights_path} ({cfg.image_size}x{cfg.image_size} patches)")
@@ -159,7 +174,17 @@ def test(
             for stage, p in zip(STAGES, probs[n].tolist()):
                 print(f"  {stage:<12} {p:.4f}")
         print(f"  {'score':<12} {scores[n].item():.4f}   (LSGAN realness: about 1 real, 0 fake)")
-    return {"scores": scores, "probabilities": probs}
+    result = {"scores": scores, "probabilities": probs}
+    if grad_cam is not None:
+        top = probs.argmax(dim=1)  # (N,) the most probable stage of each image
+        cams = grad_cam(model, model.cam_layer, x.to(device), top.to(device), forward=model.classify_logits).cpu()
+        fig = plot_gradcam(x, cams, map_titles=["GradCAM of the top stage"],
+                           row_titles=[f"{STAGES[k]} p={probs[n, k]:.2f}" for n, k in enumerate(top.tolist())],
+                           cell_size=2.2)
+        result.update(cams=cams, gradcam_path=save_figure(fig, Path(out_dir) / "gradcam.png"))
+        plt.close(fig)
+        print(f"wrote the GradCAM maps of the top stages to {result['gradcam_path']}")
+    return result
 
 
 test.__test__ = False  # this file matches pytest's *_test.py pattern; test() is not a pytest test
@@ -172,9 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", nargs="?", default=None,
                         help="discriminators: image file or .npy array (required); "
                              "generator: a count or a .npy noise file (default 16)")
-    parser.add_argument("--out", default="outputs/malaria_test", help="folder for the generator's PNG files")
+    parser.add_argument("--out", default="outputs/malaria_test", help="folder for the generator's PNG files and the GradCAM figure")
     parser.add_argument("--seed", type=int, default=0, help="noise seed when image is a count")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps")
+    parser.add_argument("--gradcam", metavar="NOTEBOOK", default=None,
+                        help="multitask: draw GradCAM maps with the grad_cam function of this notebook "
+                             "(e.g. dcgan_malaria.ipynb) into the --out folder")
     args = parser.parse_args(argv)
     if args.image is None:
         if args.model_architecture != "generator":
@@ -182,7 +210,16 @@ def main(argv: list[str] | None = None) -> int:
                          f"(PNG/JPG) or a .npy array after the weights file.")
         args.image = "16"
     try:
-        test(args.model_architecture, args.weights_path, args.image, args.out, args.seed, args.device)
+        grad_cam = None
+        if args.gradcam is not None:
+            if not Path(args.gradcam).is_file():
+                raise FileNotFoundError(f"No notebook at {args.gradcam} (for --gradcam).")
+            from helpers.course.notebook_code import load_definitions  # the notebook's defs only: no training
+
+            grad_cam = getattr(load_definitions(args.gradcam), "grad_cam", None)
+            if grad_cam is None:
+                raise ValueError(f"{args.gradcam} defines no grad_cam function.")
+        test(args.model_architecture, args.weights_path, args.image, args.out, args.seed, args.device, grad_cam)
     except (CheckpointError, FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

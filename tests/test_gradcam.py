@@ -1,4 +1,5 @@
-"""The notebook's hook-based GradCAM against pytorch-grad-cam (PyPI ``grad-cam``) on the same model and input."""
+"""The notebook's hook-based GradCAM against pytorch-grad-cam (PyPI ``grad-cam``) on the same model and input,
+the notebook's own multi-task discriminator and the one malaria_test.py loads from a model file."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from helpers.malaria.gradcam import plot_gradcam
-from helpers.malaria.models import MalariaGANConfig, MultiTaskDiscriminator
+from helpers.malaria.models import MalariaGANConfig, load_model, save_model
 
 try:  # the cross-check is required, not optional: a missing package fails the test run
     from pytorch_grad_cam import GradCAM
@@ -23,13 +24,14 @@ except ImportError as err:  # pragma: no cover - environment problem
 
 from lab3_support import notebook_namespace
 
-grad_cam = notebook_namespace()["grad_cam"]  # the lab's own implementation (dcgan_malaria.ipynb)
+NB = notebook_namespace()
+grad_cam = NB["grad_cam"]  # the lab's own implementation (dcgan_malaria.ipynb)
 
 
 class HeadLogits(nn.Module):
     """The multi-task discriminator seen as a plain classifier: images -> stage logits (B, 4)."""
 
-    def __init__(self, model: MultiTaskDiscriminator) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -37,13 +39,13 @@ class HeadLogits(nn.Module):
         return self.model.classify_logits(x)
 
 
-def make_model(size: int = 32) -> MultiTaskDiscriminator:
+def make_model(size: int = 32) -> nn.Module:
     """A seeded multi-task D with PyTorch's default init and non-trivial BatchNorm statistics.
 
     (The DCGAN init's tiny weights give near-constant maps, which would make the comparison weak.)
     """
     torch.manual_seed(0)
-    model = MultiTaskDiscriminator(MalariaGANConfig(image_size=size))
+    model = NB["MultiTaskDiscriminator"](MalariaGANConfig(image_size=size))
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             m.reset_parameters()
@@ -53,7 +55,7 @@ def make_model(size: int = 32) -> MultiTaskDiscriminator:
     return model
 
 
-def reference(model: MultiTaskDiscriminator, layer: nn.Module, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
+def reference(model: nn.Module, layer: nn.Module, x: torch.Tensor, targets: list[int]) -> torch.Tensor:
     with GradCAM(model=HeadLogits(model), target_layers=[layer]) as cam:
         maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
     model.zero_grad(set_to_none=True)
@@ -102,3 +104,19 @@ def test_errors_and_plot():
     fig = plot_gradcam(x, cams, map_titles=["ring", "trophozoite", "schizont", "gametocyte"], row_titles=["a", "b"])
     assert len(fig.axes) == 2 * 5
     matplotlib.pyplot.close(fig)
+
+
+def test_on_the_model_malaria_test_loads(tmp_path):
+    """The notebook's grad_cam and pytorch-grad-cam on a model read from a model file (TorchScript, no
+    notebook class) give the maps of the notebook model it was saved from."""
+    model = make_model().eval()
+    loaded = load_model(save_model(model, tmp_path / "D_multitask.pt", "multitask"), "multitask")
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    for stage in range(4):
+        want = grad_cam(model, model.cam_layer, x, stage, forward=model.classify_logits)
+        ours = grad_cam(loaded, loaded.cam_layer, x, stage, forward=loaded.classify_logits)
+        ref = reference(loaded, loaded.cam_layer, x, [stage] * 3)
+        assert torch.allclose(ours, want, atol=1e-5), (stage, (ours - want).abs().max())
+        assert torch.allclose(ref, want, atol=1e-5), (stage, (ref - want).abs().max())
+    assert (want.amax(dim=(1, 2)) == 1).all()  # maps that vary, so the comparison means something
+    assert not loaded.cam_layer._forward_hooks and not loaded.training

@@ -9,7 +9,6 @@ from torch import nn
 
 from helpers.checks.malaria import (CheckFailed, check_grad_cam, check_lsgan_losses, check_malaria_discriminator, check_malaria_generator,
                             check_malaria_head, check_stage_loss)
-from helpers.malaria.models import Discriminator, Generator, MultiTaskDiscriminator
 
 from lab3_support import notebook_namespace
 
@@ -26,10 +25,6 @@ def test_solution_passes_every_check(nb, capsys):
     check_lsgan_losses(nb["lsgan_d_loss"], nb["lsgan_g_loss"])
     check_stage_loss(nb["stage_loss_bce"])
     assert capsys.readouterr().out.count("passed") == 5
-    # The script's copies of the architectures pass too (same layout and function).
-    check_malaria_generator(Generator)
-    check_malaria_discriminator(Discriminator)
-    check_malaria_head(MultiTaskDiscriminator)
 
 
 @pytest.mark.parametrize("d_loss,g_loss,message", [

@@ -18,12 +18,13 @@ __all__ = ['CheckFailed', 'check_generate', 'check_grad_cam', 'check_lsgan_losse
 
 
 # ---- malaria lab (dcgan_malaria.ipynb) -------------------------------------------------------
-# The expected values in check_data/malaria.json come from the solution notebook: the state_dict
-# layout the stand-alone malaria_test.py needs, outputs under fixed weights, and loss values.
-# Nothing here builds a reference model, so no solution can be read off these checks.
+# The expected values in answers/malaria.json come from the solution notebook (python -m
+# helpers.checks.store): the state_dict layouts of the TODOs, outputs under fixed weights, and loss
+# values. Nothing here (or in helpers.malaria) builds a reference model, so no solution can be read
+# off these checks.
 
-_MALARIA_HINT_LAYOUT = ("use the attribute names and sizes of the TODO (they must match what malaria_test.py "
-                        "rebuilds): compare your print(model) with the table in the TODO.")
+_MALARIA_HINT_LAYOUT = ("use the attribute names and sizes of the TODO (later cells and GradCAM reach layers by "
+                        "name): compare your print(model) with the table in the TODO.")
 
 
 def _malaria_config(image_size: int):
@@ -43,7 +44,7 @@ def _build(cls: Callable[..., nn.Module], image_size: int, what: str) -> nn.Modu
               "the constructor takes the MalariaGANConfig as its only argument and reads every size from it.")
     if getattr(model, "config", None) is not config:
         _fail(f"{what}.config is not the MalariaGANConfig passed to the constructor.",
-              "keep self.config = config in __init__: save_model stores it so malaria_test.py can rebuild the model.")
+              "keep self.config = config in __init__: save_model stores it in the model file for malaria_test.py.")
     return model
 
 

@@ -1,48 +1,62 @@
-"""Reference architectures of Lab 3 (LSGAN DCGAN on malaria cell patches) and their save/load.
+"""Lab 3 model files: the sizes of the models (:class:`MalariaGANConfig`), and saving / loading the
+networks a student wrote in ``dcgan_malaria.ipynb`` so that the stand-alone ``malaria_test.py`` runs
+them without the notebook.
 
-The notebook ``dcgan_malaria.ipynb`` has students write these models themselves; this copy is
-what the stand-alone script ``malaria_test.py`` rebuilds from a checkpoint. Both must have the
-same ``state_dict`` keys and shapes: :func:`save_model` refuses a notebook model that differs,
-and ``tests/test_malaria_models.py`` compares the notebook's classes with these.
+There is no copy of the architectures here: they are the student's TODOs and live only in the
+notebook. A model file therefore holds the student's own network, as a **TorchScript** program
+traced from it (its code and weights), plus a small JSON description:
 
-* :class:`Generator`: z (B, 100) -> Linear -> (B, 128, 4, 4) -> transposed convs, each doubling
-  the side, up to (B, 3, S, S) with tanh, images in [-1, 1]. S = 32 or 64.
-* :class:`Discriminator`: convs that each halve the side, S -> ... -> 4, then one 4x4 conv to a
-  raw score (B,) for the least-squares losses (no sigmoid). LeakyReLU(0.2); no BatchNorm on
-  the input layer (DCGAN).
-* :class:`MultiTaskDiscriminator`: the same trunk and score, plus a classification head that
-  reads the output of the second-to-last conv (the last halving conv, (B, C, 4, 4)): two fully
-  connected layers, one output per stage, sigmoid. ``forward`` returns ``(score, probs)``;
-  ``forward_logits``/``classify_logits`` give the logits for ``BCEWithLogits`` and GradCAM.
+* ``generator``: ``forward(z (B, latent_dim)) -> images (B, 3, S, S)`` in [-1, 1];
+* ``discriminator``: ``forward(x (B, 3, S, S)) -> raw scores (B,)``;
+* ``multitask``: ``forward(x) -> (raw scores (B,), stage logits (B, num_stages), A)`` where ``A``
+  (B, C, h, w) is the output of the model's ``cam_layer``, the activation GradCAM explains. It is
+  the very tensor the head read, so gradients of the logits reach it.
 
-Checkpoint file of one model (:func:`save_model`, :func:`load_model`), a plain dict loaded with
-``torch.load(weights_only=True)``::
+File format (``save_model``): a TorchScript archive (a zip) with one extra member,
+``extra/ganlab_malaria.json``::
 
-    {"format": 1, "architecture": "generator" | "discriminator" | "multitask",
-     "config": {MalariaGANConfig fields}, "models": {architecture: state_dict}}
+    {"format": 2, "architecture": "generator" | "discriminator" | "multitask",
+     "config": {MalariaGANConfig fields}}
+
+Loading (``load_model``) never unpickles Python objects: the JSON is read with ``zipfile`` and
+``json``, the zip's CRCs are verified, and the program is read by ``torch.jit.load``, whose own
+C++ reader accepts tensors and TorchScript types only (a pickle payload such as an object with
+``__reduce__`` is rejected, and nothing of it runs). Any failure is one
+:class:`~helpers.checkpoints.CheckpointError` that names the file. TorchScript code can call torch
+operators only; this is protection against pickle payloads, not a sandbox.
+
+Why TorchScript: it keeps the student's own ``forward`` (whatever layers the checks accepted),
+whereas a weights-only file needs a reference architecture to load into, and ``torch.export.load``
+unpickles. ``torch.jit`` is deprecated upstream (FutureWarning from torch 2.10): the project pins
+torch, and these warnings are silenced here only.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import os
+import tempfile
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from helpers.checkpoints import CheckpointError, atomic_save, safe_load
-from helpers.models import dcgan_init
+from helpers.checkpoints import CheckpointError, unwrap
 from helpers.sampling import mark_trained
 
 ARCHITECTURES = ("generator", "discriminator", "multitask")
-CHECKPOINT_FORMAT = 1
+MODEL_FORMAT = 2  # 1 was a torch.save state dict loaded into a reference copy of the architectures
+METADATA_NAME = "ganlab_malaria.json"  # extra file inside the TorchScript archive
 
 
 @dataclass
 class MalariaGANConfig:
-    """Sizes of the Lab 3 models; stored in every checkpoint so a model can be rebuilt."""
+    """Sizes of the Lab 3 models; stored in every model file."""
 
     latent_dim: int = 100  # length of the noise vector z
     image_size: int = 32  # patch side S in pixels: 4 * 2^k (32 or 64 in the lab)
@@ -63,136 +77,10 @@ class MalariaGANConfig:
         return int(math.log2(self.image_size // 4))
 
 
-# ----------------------------------------------------------------------------- generator
-class Generator(nn.Module):
-    """DCGAN generator: z (B, latent_dim) -> images (B, channels, S, S) in [-1, 1]."""
-
-    def __init__(self, config: MalariaGANConfig | None = None) -> None:
-        super().__init__()
-        self.config = config = config or MalariaGANConfig()
-        c = config.g_channels
-        self.project = nn.Linear(config.latent_dim, c * 4 * 4)  # (B, 100) -> (B, 128*4*4)
-        self.project_norm = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
-        layers: list[nn.Module] = []
-        for _ in range(config.num_resamplings - 1):  # (B, c, s, s) -> (B, c/2, 2s, 2s)
-            c_out = max(c // 2, 16)
-            layers += [nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-            c = c_out
-        layers += [nn.ConvTranspose2d(c, config.channels, 4, stride=2, padding=1), nn.Tanh()]  # (B, 3, S, S)
-        self.upsample = nn.Sequential(*layers)
-        self.apply(dcgan_init)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.project(z).view(z.shape[0], self.config.g_channels, 4, 4)  # (B, 128, 4, 4)
-        return self.upsample(self.project_norm(x))  # (B, 3, S, S) in [-1, 1]
-
-
-# ----------------------------------------------------------------------------- discriminators
-def _halving_trunk(config: MalariaGANConfig) -> tuple[nn.Sequential, int]:
-    """Conv blocks (B, 3, S, S) -> (B, C, 4, 4), each halving the side; returns (trunk, C)."""
-    blocks = []
-    c_in, c = config.channels, config.d_channels
-    for i in range(config.num_resamplings):
-        block = [nn.Conv2d(c_in, c, 4, stride=2, padding=1, bias=i == 0)]
-        if i > 0:  # no BatchNorm on the input layer (DCGAN): it would normalise away the data's statistics
-            block.append(nn.BatchNorm2d(c))
-        block.append(nn.LeakyReLU(0.2))  # not inplace: GradCAM hooks read this block's output
-        blocks.append(nn.Sequential(*block))
-        c_in, c = c, c * 2
-    return nn.Sequential(*blocks), c_in
-
-
-class Discriminator(nn.Module):
-    """DCGAN discriminator for the least-squares loss: images (B, 3, S, S) -> raw scores (B,)."""
-
-    def __init__(self, config: MalariaGANConfig | None = None) -> None:
-        super().__init__()
-        self.config = config = config or MalariaGANConfig()
-        self.features, c = _halving_trunk(config)  # (B, 3, S, S) -> (B, C, 4, 4)
-        self.score = nn.Conv2d(c, 1, 4)  # (B, C, 4, 4) -> (B, 1, 1, 1), the last conv
-        self.apply(dcgan_init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.score(self.features(x)).flatten()  # (B,), unbounded
-
-
-class MultiTaskDiscriminator(nn.Module):
-    """LSGAN discriminator with a multi-label stage classifier on its second-to-last conv.
-
-    ``features`` and ``score`` have the same names and shapes as in :class:`Discriminator`, so
-    a plain discriminator's weights can be copied into this one.
-    """
-
-    def __init__(self, config: MalariaGANConfig | None = None) -> None:
-        super().__init__()
-        self.config = config = config or MalariaGANConfig()
-        self.features, c = _halving_trunk(config)  # (B, 3, S, S) -> (B, C, 4, 4)
-        self.score = nn.Conv2d(c, 1, 4)  # realness branch: (B, C, 4, 4) -> (B, 1, 1, 1)
-        self.head = nn.Sequential(  # stage branch: (B, C, 4, 4) -> (B, num_stages) logits
-            nn.Flatten(),
-            nn.Linear(c * 4 * 4, config.head_hidden),
-            nn.LeakyReLU(0.2),
-            nn.Linear(config.head_hidden, config.num_stages),
-        )
-        self.apply(dcgan_init)
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        """The block of the last conv the head reads (GradCAM target), output (B, C, 4, 4)."""
-        return self.features[-1]
-
-    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``(score (B,), stage logits (B, num_stages))``, both unbounded."""
-        h = self.features(x)  # (B, C, 4, 4)
-        return self.score(h).flatten(), self.head(h)
-
-    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Stage logits (B, num_stages); the sigmoid of these is the head's output."""
-        return self.head(self.features(x))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns ``(score (B,), stage probabilities (B, num_stages) in [0, 1])``."""
-        score, logits = self.forward_logits(x)
-        return score, torch.sigmoid(logits)
-
-
-# ----------------------------------------------------------------------------- save / load
-def _normalise_architecture(architecture: str) -> str:
-    name = str(architecture).strip().lower()
-    if name not in ARCHITECTURES:
-        raise ValueError(f"Unknown model architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}.")
-    return name
-
-
-def architecture_of(model: nn.Module) -> str:
-    """``"generator"``, ``"discriminator"`` or ``"multitask"`` for a model of this module."""
-    model = getattr(model, "_orig_mod", model)  # save the module behind torch.compile, not the wrapper
-    if isinstance(model, MultiTaskDiscriminator):
-        return "multitask"
-    if isinstance(model, Discriminator):
-        return "discriminator"
-    if isinstance(model, Generator):
-        return "generator"
-    raise TypeError(
-        f"{type(model).__name__} is not one of helpers.malaria.models' classes, so its architecture cannot be "
-        f"inferred: pass it, e.g. save_model(model, path, architecture='generator') (one of {', '.join(ARCHITECTURES)})."
-    )
-
-
-def build_model(architecture: str, config: MalariaGANConfig | None = None) -> nn.Module:
-    """A freshly initialised model of the named architecture."""
-    name = _normalise_architecture(architecture)
-    if name == "generator":
-        return Generator(config)
-    if name == "discriminator":
-        return Discriminator(config)
-    return MultiTaskDiscriminator(config)
-
-
+# ----------------------------------------------------------------------------- parameter layouts
 def state_dict_layout(model: nn.Module) -> dict[str, list[int]]:
-    """``{state_dict key: shape}`` of a model: what must agree for its weights to load into another."""
-    model = getattr(model, "_orig_mod", model)
-    return {k: list(v.shape) for k, v in model.state_dict().items()}
+    """``{state_dict key: shape}`` of a model: what the checks compare with the stored answers."""
+    return {k: list(v.shape) for k, v in unwrap(model).state_dict().items()}
 
 
 def layout_differences(got: dict[str, list[int]], want: dict[str, list[int]], limit: int = 6) -> list[str]:
@@ -214,96 +102,273 @@ def layout_differences(got: dict[str, list[int]], want: dict[str, list[int]], li
     return out
 
 
-def save_model(model: nn.Module, path: str | os.PathLike, architecture: str | None = None) -> Path:
-    """Write one model, its architecture name and its config to ``path`` atomically.
+# ----------------------------------------------------------------------------- saving
+def _normalise_architecture(architecture: str) -> str:
+    name = str(architecture).strip().lower()
+    if name not in ARCHITECTURES:
+        raise ValueError(f"Unknown model architecture {architecture!r}; use one of {', '.join(ARCHITECTURES)}.")
+    return name
 
-    The notebook's own classes are accepted when their weights fit this module's architecture
-    (the same ``state_dict`` keys and shapes; ``malaria_test.py`` rebuilds the model from this
-    module), so a file saved from the notebook loads in the stand-alone script.
+
+class _WithCamActivation(nn.Module):
+    """What a multi-task model file runs: the student's ``forward_logits`` plus the ``cam_layer`` output."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        caught: list[torch.Tensor] = []
+        handle = self.model.cam_layer.register_forward_hook(lambda module, inputs, output: caught.append(output))
+        try:
+            score, logits_stage = self.model.forward_logits(x)  # (B,), (B, num_stages)
+        finally:
+            handle.remove()
+        if len(caught) != 1:
+            raise ValueError(f"cam_layer ran {len(caught)} times in forward_logits; it must run exactly once.")
+        return score, logits_stage, caught[0]  # caught[0]: (B, C, h, w), the tensor the head read
+
+
+def _example_input(architecture: str, config: MalariaGANConfig, batch: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    if architecture == "generator":
+        return torch.randn(batch, config.latent_dim, generator=gen)
+    return torch.rand(batch, config.channels, config.image_size, config.image_size, generator=gen) * 2 - 1
+
+
+def _as_tuple(out: torch.Tensor | tuple) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, architecture: str) -> Path:
+    """Write the student's network as a TorchScript model file (see the module docstring), atomically.
+
+    The network is traced on the CPU in eval mode (BatchNorm uses its running statistics), from a
+    copy: ``model`` itself is not moved or changed. The traced program is checked against the
+    model on a batch of another size before anything is written.
 
     Args:
-        model: a :class:`Generator`, :class:`Discriminator` or :class:`MultiTaskDiscriminator`, or
-            a notebook class with the same parameter layout and a ``config``
-            (:class:`MalariaGANConfig`) attribute; a ``torch.compile`` wrapper of either is unwrapped.
+        model: the notebook's ``Generator``, ``Discriminator`` or ``MultiTaskDiscriminator`` (a
+            ``torch.compile`` wrapper is unwrapped); it must keep its ``MalariaGANConfig`` in
+            ``model.config``, and a multi-task model needs ``forward_logits`` and ``cam_layer``.
         path: the file to write (``.pt``); its folder is created.
-        architecture: ``"generator"``, ``"discriminator"`` or ``"multitask"``; required for a
-            notebook class, optional (and checked) for this module's classes.
+        architecture: ``"generator"``, ``"discriminator"`` or ``"multitask"``.
 
     Returns:
         ``path`` as a Path.
 
     Raises:
-        TypeError: no ``architecture`` for a notebook class, or no ``MalariaGANConfig`` in ``model.config``.
-        ValueError: the weights do not fit the named architecture with the model's config.
+        TypeError: no ``MalariaGANConfig`` in ``model.config``, or a multi-task model without
+            ``forward_logits`` / ``cam_layer``.
+        ValueError: unknown architecture, or a forward that cannot be traced faithfully (for example
+            one that fixes the batch size).
     """
-    model = getattr(model, "_orig_mod", model)
-    if architecture is None:
-        name = architecture_of(model)
-    else:
-        name = _normalise_architecture(architecture)
+    name = _normalise_architecture(architecture)
+    model = unwrap(model)
     config = getattr(model, "config", None)
     if not isinstance(config, MalariaGANConfig):
         raise TypeError(
             f"{type(model).__name__}.config must be the MalariaGANConfig the model was built from "
             f"(set self.config = config in __init__); got {type(config).__name__}."
         )
-    diffs = layout_differences(state_dict_layout(model), state_dict_layout(build_model(name, config)))
-    if diffs:
+    if name == "multitask" and not (hasattr(model, "forward_logits") and isinstance(getattr(model, "cam_layer", None), nn.Module)):
+        raise TypeError(f"A multi-task model needs forward_logits(x) and a cam_layer module; {type(model).__name__} lacks one.")
+    cpu_model = copy.deepcopy(model).cpu().eval()
+    program_source = _WithCamActivation(cpu_model) if name == "multitask" else cpu_model
+    example, other = _example_input(name, config, 2, 0), _example_input(name, config, 3, 1)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
+        try:
+            program = torch.jit.trace(program_source, (example,), check_trace=False)  # checked below, on another batch size
+        except Exception as err:  # noqa: BLE001 - whatever tracing raises, say which model and why
+            raise ValueError(f"{type(model).__name__} could not be traced to a model file: {type(err).__name__}: {err}") from None
+        try:
+            want, got = _as_tuple(program_source(other)), _as_tuple(program(other))
+            same = len(want) == len(got) and all(a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+                                                 for a, b in zip(want, got))
+        except RuntimeError:  # e.g. a view whose batch size was frozen at 2
+            same = False
+    if not same:
         raise ValueError(
-            f"{type(model).__name__} does not have the parameter layout of a {name!r} model with its config, so "
-            f"malaria_test.py could not load it: " + "; ".join(diffs) + ". Use the layer names and sizes the "
-            f"notebook's TODO gives (the instant check after the class says which one differs)."
+            f"The traced {type(model).__name__} gives other outputs than the model on a batch of 3 (it was traced on 2): "
+            f"its forward must not depend on Python values fixed at trace time. Use z.shape[0] or -1 for the batch size "
+            f"in view/reshape, and no Python branches on tensor values."
         )
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "architecture": name,
-        "config": asdict(config),
-        "models": {name: {k: v.detach().cpu() for k, v in model.state_dict().items()}},
-    }
-    return atomic_save(state, path)
+    metadata = json.dumps({"format": MODEL_FORMAT, "architecture": name, "config": asdict(config)})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
+            torch.jit.save(program, f, _extra_files={METADATA_NAME: metadata})
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+        os.replace(tmp, path)  # a crash mid-write leaves the previous file intact
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------- loading
+class SavedGenerator(nn.Module):
+    """A generator read from a model file: ``z (B, latent_dim) -> images (B, 3, S, S)`` in [-1, 1]."""
+
+    def __init__(self, program: torch.jit.ScriptModule, config: MalariaGANConfig) -> None:
+        super().__init__()
+        self.program = program  # traced in eval mode: BatchNorm always uses its running statistics
+        self.config = config
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.program(z)
+
+
+class SavedDiscriminator(nn.Module):
+    """A plain discriminator read from a model file: ``x (B, 3, S, S) -> raw scores (B,)``."""
+
+    def __init__(self, program: torch.jit.ScriptModule, config: MalariaGANConfig) -> None:
+        super().__init__()
+        self.program = program
+        self.config = config
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+
+class SavedMultiTaskDiscriminator(nn.Module):
+    """A multi-task discriminator read from a model file, with the notebook model's interface.
+
+    ``cam_layer`` is an identity through which the saved program's cam activation A passes: hooks
+    on it (the notebook's ``grad_cam``, pytorch-grad-cam) see A, and since A is the tensor the head
+    read, the gradients of the stage logits flow into it.
+    """
+
+    def __init__(self, program: torch.jit.ScriptModule, config: MalariaGANConfig) -> None:
+        super().__init__()
+        self.program = program
+        self.config = config
+        self.cam_layer = nn.Identity()
+
+    def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(score (B,), stage logits (B, num_stages))``, both before any sigmoid."""
+        # Unoptimised execution: the optimiser may fuse A into one autograd node with the logits,
+        # and then no gradient of a logit would reach A (GradCAM would fail).
+        with torch.jit.optimized_execution(False):
+            score, logits_stage, activation = self.program(x)
+        self.cam_layer(activation)  # (B, C, h, w): only for the hooks; the logits were computed from it
+        return score, logits_stage
+
+    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage logits (B, num_stages) only (what GradCAM explains)."""
+        return self.forward_logits(x)[1]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(score (B,), stage probabilities (B, num_stages) in [0, 1])``."""
+        score, logits_stage = self.forward_logits(x)
+        return score, torch.sigmoid(logits_stage)
+
+
+_SAVED_CLASSES = {"generator": SavedGenerator, "discriminator": SavedDiscriminator, "multitask": SavedMultiTaskDiscriminator}
+
+
+def _read_metadata(path: Path) -> dict:
+    """The JSON description inside a model file, after checking the zip's CRCs; no unpickling."""
+    not_ours = (f"{path} is not a Lab 3 model file (a TorchScript archive written by "
+                f"helpers.malaria.models.save_model)")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{not_ours}: it is not a complete zip archive, so it is truncated, corrupt or of "
+                              f"another kind. Save the model again with save_model (the notebook's save cell).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # reads every member and checks its CRC
+            if bad is not None:
+                raise CheckpointError(f"{path} is corrupt: the member {bad} fails its checksum. Save the model again.")
+            names = [n for n in archive.namelist() if n.endswith("/extra/" + METADATA_NAME)]
+            if not names:
+                old = any(n.endswith("data.pkl") for n in archive.namelist())
+                raise CheckpointError(
+                    f"{not_ours}: it has no {METADATA_NAME}." + (
+                        " It looks like a torch.save file (a training checkpoint, or a model file of the old format): "
+                        "load the networks in the notebook and save them with save_model." if old else ""))
+            metadata = json.loads(archive.read(names[0]).decode("utf-8"))
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is corrupt or truncated ({type(err).__name__}: {err}). Save the model again.") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path} has model file format {metadata.get('format') if isinstance(metadata, dict) else None!r}; "
+                              f"this code reads format {MODEL_FORMAT}. Save the model again with this version.")
+    if metadata.get("architecture") not in ARCHITECTURES or not isinstance(metadata.get("config"), dict):
+        raise CheckpointError(f"{not_ours}: its {METADATA_NAME} lacks a known 'architecture' or a 'config'.")
+    unknown = sorted(set(metadata["config"]) - {f.name for f in fields(MalariaGANConfig)})
+    if unknown:
+        raise CheckpointError(f"{path} has config fields this code does not know: {unknown}. Was it saved by a newer version?")
+    return metadata
+
+
+def _check_outputs(model: nn.Module, architecture: str, path: Path) -> None:
+    """One forward pass on a batch of 2: the outputs must have the shapes the architecture promises."""
+    cfg = model.config
+    with torch.no_grad():
+        out = _as_tuple(model(_example_input(architecture, cfg, 2, 0).to(next(model.parameters()).device)))
+    want = {"generator": [(2, cfg.channels, cfg.image_size, cfg.image_size)], "discriminator": [(2,)],
+            "multitask": [(2,), (2, cfg.num_stages)]}[architecture]
+    if [tuple(t.shape) for t in out] != want:
+        raise CheckpointError(f"{path}: its program gives outputs of shapes {[tuple(t.shape) for t in out]}, "
+                              f"not {want} as a {architecture!r} model with the stored config must.")
 
 
 def load_model(
     path: str | os.PathLike, architecture: str | None = None, map_location: str | torch.device = "cpu"
 ) -> nn.Module:
-    """Rebuild a model from a file written by :func:`save_model`, in eval mode.
+    """Read a model file written by :func:`save_model`; the model comes back in eval mode, marked trained.
+
+    No Python unpickling happens (see the module docstring).
 
     Args:
-        path: the checkpoint file.
+        path: the model file.
         architecture: the architecture the caller expects; a file holding another one is refused.
             None accepts whatever the file holds.
         map_location: device of the returned model.
 
+    Returns:
+        A :class:`SavedGenerator`, :class:`SavedDiscriminator` or
+        :class:`SavedMultiTaskDiscriminator` with ``config`` (:class:`MalariaGANConfig`).
+
     Raises:
-        CheckpointError: missing, unreadable or unsafe file, wrong architecture, weights that do
-            not fit the stored config.
+        CheckpointError: missing, truncated, corrupt or foreign file (a pickle, a training
+            checkpoint, ...), wrong architecture; the message names the file.
         ValueError: ``architecture`` is not one of :data:`ARCHITECTURES`.
     """
     wanted = None if architecture is None else _normalise_architecture(architecture)
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"No model file at {path}. Save one with save_model(model, path) first, or check the path.")
-    ckpt = safe_load(path, map_location)
-    stored = ckpt.get("architecture")
-    if stored not in ARCHITECTURES or not isinstance(ckpt.get("config"), dict) or stored not in ckpt["models"]:
-        raise CheckpointError(
-            f"{path} is not a Lab 3 model file (it needs 'architecture', 'config' and the weights under "
-            f"'models'). Write it with helpers.malaria.models.save_model."
-        )
+        raise CheckpointError(f"No model file at {path}. Save one with save_model(model, path, architecture) first, "
+                              f"or check the path.")
+    metadata = _read_metadata(path)
+    stored = metadata["architecture"]
     if wanted is not None and stored != wanted:
         raise CheckpointError(
             f"{path} holds a {stored!r} model, not a {wanted!r} one. Pass model_architecture={stored!r}, "
             f"or point to the file of the {wanted} model."
         )
-    known = {f.name for f in fields(MalariaGANConfig)}
-    unknown = sorted(set(ckpt["config"]) - known)
-    if unknown:
-        raise CheckpointError(f"{path} has config fields this code does not know: {unknown}. Was it saved by a newer version?")
     try:
-        model = build_model(stored, MalariaGANConfig(**ckpt["config"]))
-        model.load_state_dict(ckpt["models"][stored], strict=True)
-    except (RuntimeError, ValueError, TypeError) as err:
-        detail = " ".join(str(err).split())[:800]
-        raise CheckpointError(f"{path}: the weights do not fit a {stored!r} model with the stored config ({detail}).") from None
+        config = MalariaGANConfig(**metadata["config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} has an invalid config: {err}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated", category=FutureWarning)
+            program = torch.jit.load(str(path), map_location=map_location)
+    except Exception as err:  # noqa: BLE001 - torch.jit.load raises RuntimeError and others; all mean "unreadable"
+        detail = " ".join(str(err).split())[:300]
+        raise CheckpointError(f"{path} could not be read as a TorchScript model ({type(err).__name__}: {detail}). "
+                              f"Save the model again with save_model.") from None
+    model = _SAVED_CLASSES[stored](program, config).eval()
+    _check_outputs(model, stored, path)
     mark_trained(model)
-    return model.to(map_location).eval()
+    return model
