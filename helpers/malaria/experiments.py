@@ -217,7 +217,6 @@ def run_experiments(
     names = list(metric_names) if metric_names is not None else list(base.metrics)
     results = ExperimentResults(runs, list(variations), names, files)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{prefix}.md").write_text(results.table() + "\n")
         with open(out_dir / f"{prefix}.csv", "w", newline="") as f:
             rows = results.rows()

@@ -191,7 +191,6 @@ def plot_epoch_curves(
     curves: Mapping[str, Sequence[float]],
     panels: Sequence[Sequence[str]],
     titles: Sequence[str] | None = None,
-    labels: Mapping[str, str] | None = None,
     path: str | os.PathLike | None = None,
 ) -> plt.Figure:
     """Per-epoch values (epoch 1, 2, ...) with markers, one axis per panel; NaN leaves a gap.
@@ -200,7 +199,6 @@ def plot_epoch_curves(
         curves: ``{name: [value per epoch]}``.
         panels: names per axis, e.g. ``[["train/loss", "val/loss"], ["train/accuracy", "val/accuracy"]]``.
         titles: axis titles (default: the names).
-        labels: legend text per name (default: the name).
         path: PNG file to write.
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
@@ -208,7 +206,7 @@ def plot_epoch_curves(
         for k in keys:
             vals = np.asarray(curves.get(k, []), dtype=np.float64)
             if vals.size:
-                ax.plot(np.arange(1, vals.size + 1), vals, marker="o", ms=3, lw=1.4, label=(labels or {}).get(k, k))
+                ax.plot(np.arange(1, vals.size + 1), vals, marker="o", ms=3, lw=1.4, label=k)
         ax.set_title(titles[i] if titles else ", ".join(keys))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
