@@ -27,8 +27,9 @@ operators only; this is protection against pickle payloads, not a sandbox.
 
 Why TorchScript: it keeps the student's own ``forward`` (whatever layers the checks accepted),
 whereas a weights-only file needs a reference architecture to load into, and ``torch.export.load``
-unpickles. ``torch.jit`` is deprecated upstream (FutureWarning from torch 2.10): the project pins
-torch, and these warnings are silenced here only.
+unpickles. ``torch.jit`` is deprecated upstream (a FutureWarning in the pinned torch 2.14): the
+project pins torch, these warnings are silenced here only, and a newer torch that drops TorchScript
+needs a new format (a declarative layer spec plus ``weights_only`` weights).
 """
 
 from __future__ import annotations
@@ -255,8 +256,9 @@ class SavedMultiTaskDiscriminator(nn.Module):
 
     def forward_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(score (B,), stage logits (B, num_stages))``, both before any sigmoid."""
-        # Unoptimised execution: the optimiser may fuse A into one autograd node with the logits,
-        # and then no gradient of a logit would reach A (GradCAM would fail).
+        # Unoptimised execution, so that every operator records its own autograd node: an optimised
+        # graph may group the ops behind A and the logits into one differentiable subgraph, and then
+        # no gradient of a logit would reach A (GradCAM would fail).
         with torch.jit.optimized_execution(False):
             score, logits_stage, activation = self.program(x)
         self.cam_layer(activation)  # (B, C, h, w): only for the hooks; the logits were computed from it
