@@ -1,109 +1,113 @@
-"""The grader: solution all passed, template not implemented, hangs, crashes and deletions reported."""
+"""The grader: a correct solution gets full marks, the template none; the report's records; one table of points.
+
+The solution is graded once (module fixture) and its report read by several tests. Hostile
+submissions are in test_grade_hostile.py.
+"""
 
 import json
+import os
 
 import nbformat
 import pytest
 
-from helpers.course.grade import grade, infer_lab, main
-from helpers.course.templates import render_template
+from helpers.course.grade import answer_cells, grade, hidden_tests, infer_lab, main
+from helpers.course.labs import LABS, POINTS, lab_named, lab_points
 
 from conftest import REPO_ROOT
+from grade_support import VANILLA, template, tiny, write
 
-VANILLA = REPO_ROOT / "lab8_vanilla.ipynb"
-VANILLA_CHECKS = ["check_generator", "check_discriminator", "check_vanilla_losses", "check_train_step",
-                  "check_generate"]
-
-
-def _notebook(path, *sources):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
-    nbformat.write(nb, path)
-    return path
+VANILLA_CHECKS = ["vanilla.generator", "vanilla.discriminator", "vanilla.losses", "vanilla.train_step",
+                  "vanilla.generate", "vanilla.generator_latent_dim", "vanilla.train_step_batch",
+                  "vanilla.generate_sizes"]
+CHECK_KEYS = {"id", "title", "kind", "points", "max_points", "status", "message"}
 
 
-def test_solution_grades_all_passed(tmp_path):
-    report = grade(VANILLA, out_dir=tmp_path / "out", timeout=300, watch=[])
-    assert report["lab"] == "vanilla"
-    assert [c["check"] for c in report["checks"]] == VANILLA_CHECKS
-    assert all(c["status"] == "passed" for c in report["checks"]), report["checks"]
-    assert report["generate"]["status"] == "passed", report["generate"]
+@pytest.fixture(scope="module")
+def solution_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("solution")
+    return grade(VANILLA, out_dir=out, timeout=600, watch=[]), out
+
+
+def test_the_solution_gets_full_marks(solution_report):
+    report, out = solution_report
+    assert report["lab"] == "vanilla" and report["student"] == "lab8_vanilla"
+    assert [c["id"] for c in report["checks"]] == VANILLA_CHECKS
+    assert all(set(c) == CHECK_KEYS for c in report["checks"])
+    assert all(c["status"] == "passed" for c in report["checks"]), [c for c in report["checks"] if c["status"] != "passed"]
+    assert {c["kind"] for c in report["checks"]} == {"visible", "contract", "hidden"}
+    assert report["points"] == report["max_points"] == sum(lab_points("vanilla").values()) > 0
+    assert report["contract"]["status"] == "passed"
+    items = {i["id"]: i for i in report["contract"]["items"]}
+    assert items["not_copies"]["ok"] and items["mode_restored"]["ok"] and items["same_seed"]["ok"]
+    assert report["problems"] == [] and report["tampering"] == [] and report["grader_errors"] == []
     assert report["execution"]["errored_cells"] == [] and report["execution"]["stopped"] is None
-    assert report["problems"] == [] and report["grader_errors"] == []
-    assert report["all_passed"] is True
-    # the reports on disk say the same, and the scratch folder is gone
-    saved = json.loads((tmp_path / "out" / "lab8_vanilla.grade.json").read_text())
-    assert saved["all_passed"] is True and saved["summary"] == report["summary"]
-    md = (tmp_path / "out" / "lab8_vanilla.grade.md").read_text()
-    assert "**All passed**" in md and "| `check_generator` | 10 | ✓ passed |" in md
-    assert "disposable environment" in md
-    executed = nbformat.read(tmp_path / "out" / "lab8_vanilla.executed.ipynb", as_version=4)
-    assert "ganlab-grade-probe" in executed.cells[-1].metadata["tags"]
-    assert not (tmp_path / "out" / "checkpoints").exists()
-    assert not __import__("os").path.exists(report["workdir"])
+    assert report["execution"]["cells_run"] == report["execution"]["code_cells"]
+    assert report["by_hand"] == [] and report["all_passed"] is True
+    assert not os.path.exists(report["workdir"])  # the scratch folder is gone
 
 
-def test_template_grades_with_the_first_check_not_implemented(tmp_path):
-    path = tmp_path / "lab8_vanilla.ipynb"
-    path.write_text(render_template(VANILLA), encoding="utf-8")
+def test_the_reports_on_disk_say_the_same(solution_report):
+    report, out = solution_report
+    saved = json.loads((out / "lab8_vanilla.grade.json").read_text())
+    assert saved["points"] == report["points"] and saved["checks"] == report["checks"]
+    md = (out / "lab8_vanilla.grade.md").read_text()
+    assert f"**{report['max_points']:g} / {report['max_points']:g} automatic points**" in md
+    assert "| `vanilla.generate_sizes`" in md and "| hidden | ✓ passed |" in md
+    assert "disposable environment" in md and "Nothing the notebook printed counts" in md
+
+
+def test_the_template_gets_no_points(tmp_path):
+    path = write(template(), tmp_path / "lab8_vanilla.ipynb")
     report = grade(path, out_dir=tmp_path / "out", timeout=300, watch=[])
-    statuses = {c["check"]: c["status"] for c in report["checks"]}
-    assert report["checks"][0]["check"] == "check_generator"
-    assert report["checks"][0]["status"] == "not implemented"
-    assert report["checks"][0]["cell"] == 11  # the note cell comes first in a template
-    assert set(statuses.values()) == {"not implemented"}, statuses
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    assert statuses["vanilla.generator"] == "not implemented"
+    assert "passed" not in statuses.values(), statuses
+    assert report["contract"]["status"] in ("failed", "not implemented")
     errored = report["execution"]["errored_cells"]
     assert errored[0]["cell"] == 11 and errored[0]["ename"] == "NotImplementedError" and errored[0]["todo"]
-    assert report["execution"]["cells_run"] == report["execution"]["code_cells"]  # later checks still ran
-    assert report["generate"]["status"] == "failed"
-    assert "NotImplementedError" in report["generate"]["items"][0]["detail"]
-    assert report["all_passed"] is False
-    assert "0/5 checks passed; first not passed: check_generator (not implemented)" in report["summary"]
+    assert report["execution"]["cells_run"] == report["execution"]["code_cells"]  # later cells still ran
+    assert report["points"] == 0 and report["max_points"] == sum(lab_points("vanilla").values())
+    assert report["problems"] == []  # nothing hostile: simply nothing implemented
+    assert "0/14 points" in report["summary"] or report["summary"].startswith("0/")
 
 
-def test_infinite_loop_times_out(tmp_path):
-    path = _notebook(tmp_path / "lab8_vanilla_loop.ipynb", "print('started')", "while True:\n    pass",
-                     "print('never')")
-    report = grade(path, out_dir=tmp_path / "out", timeout=8, watch=[])
-    assert report["execution"]["stopped"] == "timeout"
-    assert report["execution"]["stopped_cell_number"] == 2
-    assert report["execution"]["cells_run"] == 1
-    assert any("timed out after 8 s in cell 2" in p for p in report["problems"]), report["problems"]
-    assert report["duration_s"] < 60
-    assert [c["status"] for c in report["checks"]] == ["missing"] * len(VANILLA_CHECKS)
-    assert report["all_passed"] is False
-    assert "timeout in cell 2" in (tmp_path / "out" / "lab8_vanilla_loop.grade.md").read_text()
+def test_one_table_of_points_names_every_graded_check():
+    for lab in LABS:
+        module = lab.checks_module()
+        ids = [r.id for r in module.GRADED] + [f"{lab.name}.generate"] + [t["id"] for t in hidden_tests(lab.notebook_path())]
+        assert len(ids) == len(set(ids)), ids
+        assert sorted(ids) == sorted(lab_points(lab.name)), lab.name  # every check has points, every row a check
+        assert all(POINTS[i] > 0 for i in ids)
+    assert set(POINTS) == {i for lab in LABS for i in lab_points(lab.name)}
 
 
-def test_deleting_files_outside_its_folder_is_reported(tmp_path):
-    outside = tmp_path / "precious"
-    outside.mkdir()
-    (outside / "keep.txt").write_text("course data")
-    (outside / "also.txt").write_text("more")
-    path = _notebook(tmp_path / "lab8_vanilla_rm.ipynb",
-                     f"import os, shutil\nos.remove({str(outside / 'keep.txt')!r})",
-                     "shutil.rmtree(os.path.join('..', 'guard'))  # the sentinel folder beside the work folder",
-                     "open('inside.txt', 'w').write('fine: its own folder')")
-    report = grade(path, out_dir=tmp_path / "out", timeout=120, watch=[outside])
-    integrity = report["integrity"]
-    assert str(outside / "keep.txt") in integrity["deleted"]
-    assert str(outside / "also.txt") not in integrity["deleted"]
-    assert any(p.endswith("guard/SENTINEL.txt") for p in integrity["deleted"])
-    assert not any("inside.txt" in p for p in integrity["added"])
-    assert any("outside its folder" in p for p in report["problems"])
-    md = (tmp_path / "out" / "lab8_vanilla_rm.grade.md").read_text()
-    assert f"- deleted: `{outside / 'keep.txt'}`" in md
-    assert report["all_passed"] is False
+def test_every_lab_has_hidden_tests_and_templates_have_none():
+    for lab in LABS:
+        tests = hidden_tests(lab.notebook_path())
+        assert tests, f"{lab.notebook} has no hidden test"
+        assert all(t["id"].startswith(lab.name + ".") and t["title"] and t["source"].strip() for t in tests)
+        text = lab.template_path().read_text()
+        assert "HIDDEN TESTS" not in text and "hidden test" not in text
+        for t in tests:
+            assert t["source"].split("\n", 1)[1].strip() not in text
 
 
-def test_a_crashing_kernel_is_reported(tmp_path):
-    path = _notebook(tmp_path / "crash.ipynb", "import os\nos._exit(3)", "print('never')")
-    report = grade(path, lab="vanilla", out_dir=tmp_path / "out", timeout=60, watch=[])
-    assert report["execution"]["stopped"] == "kernel died"
-    assert report["execution"]["stopped_cell_number"] == 1
-    assert any("kernel died" in p for p in report["problems"])
-    assert report["grader_errors"] == []
+def test_a_hidden_region_without_an_id_is_refused(tmp_path):
+    path = tiny(tmp_path / "x.ipynb", "x = 1\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS")
+    with pytest.raises(ValueError, match="hidden test <lab>.<name>"):
+        hidden_tests(path)
+
+
+def test_answer_cells_are_listed_for_grading_by_hand():
+    sol = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("### Question 1: why a sigmoid?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
+        nbformat.v4.new_markdown_cell("Just text"),
+        nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")])
+    for i, cell in enumerate(sol.cells):
+        cell["id"] = f"c{i}"
+    sub = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("note"), *[nbformat.from_dict(c) for c in sol.cells]])
+    sub.cells[0]["id"] = "note"
+    assert answer_cells(sol, sub) == [{"id": "c0", "cell": 2, "title": "Question 1: why a sigmoid?"}]
 
 
 def test_unreadable_notebook_and_usage_errors(tmp_path, capsys):
@@ -111,12 +115,12 @@ def test_unreadable_notebook_and_usage_errors(tmp_path, capsys):
     bad.write_text("{not json")
     assert main([str(bad), "--out", str(tmp_path / "out")]) == 0  # a report, not a crash
     report = json.loads((tmp_path / "out" / "lab8_cwgan_broken.grade.json").read_text())
-    assert report["lab"] == "cwgan" and report["all_passed"] is False
+    assert report["lab"] == "cwgan" and report["points"] == 0 and report["all_passed"] is False
     assert report["problems"][0].startswith("unreadable notebook")
     with pytest.raises(SystemExit) as info:
         main([str(tmp_path / "missing.ipynb")])
     assert info.value.code == 2
-    unknown = _notebook(tmp_path / "homework.ipynb", "print(1)")
+    unknown = tiny(tmp_path / "homework.ipynb", "print(1)")
     with pytest.raises(SystemExit) as info:
         main([str(unknown)])
     assert info.value.code == 2 and "--lab" in capsys.readouterr().err
@@ -129,3 +133,4 @@ def test_infer_lab():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('env = setup_lab("cwgan", profile=PROFILE)')])
     assert infer_lab("homework.ipynb", nb) == "cwgan"
     assert infer_lab("homework.ipynb") is None
+    assert lab_named("malaria").notebook_path() == REPO_ROOT / "dcgan_malaria.ipynb"

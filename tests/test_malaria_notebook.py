@@ -15,27 +15,9 @@ from nbprobe import assert_outputs_of_one_real_run, probe_result
 
 from lab3_support import NOTEBOOK, REPO, sample_root
 
-PROBE = r'''
-import json
-import numpy as np
-from PIL import Image
-a = generate(3, seed=1, generator=G_mt)
-assert a.shape == (3, 3, cfg.image_size, cfg.image_size) and a.dtype == np.float32
-patch = np.asarray(Image.open(patch_png).convert("RGB"))                     # what the script will read
-x = torch.from_numpy(patch.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
-with eval_mode(D_mt):
-    score, probs = D_mt(x.to(device))
-print("PROBE-RESULT " + json.dumps({
-    "data": str(DATA_PATH), "profile": env.profile,
-    "epochs": [len(history["epoch_end"]), len(history_mt["epoch_end"])],
-    "iters": [len(history["loss_G"]), len(history_mt["loss_G"])],
-    "val_f1_epochs": len(history_mt["val/f1"]), "train_loss_epochs": len(history_mt["train/loss"]),
-    "n_train": len(x_train), "n_val": len(x_val),
-    "models": {k: str(p) for k, (_, p) in saved.items()}, "patch": str(patch_png),
-    "probs": probs[0].tolist(), "score": score.item(),
-    "experiments": [r.name for r in results.runs],
-}))
-'''
+# The probe is a module the kernel imports (helpers.course.probe): the generate contract at (3, S, S), the
+# run of both tasks, the saved models and the prediction for the saved patch.
+PROBE = 'from helpers.course.probe import print_probe_result\nprint_probe_result(globals(), "malaria")'
 
 EXPECTED_FIGURES = (
     "real_patches_stages.png", "real_patches_no_stage.png",
@@ -61,7 +43,9 @@ def test_notebook_runs_in_smoke_profile_and_its_models_work_in_malaria_test(lab_
                           env={"GANLAB_DATA": str(sample.parent), "GANLAB_MALARIA_DATA": ""})
     res = probe_result(nb)
     assert res["data"] == str(sample) and res["profile"] == "smoke"
-    assert res["epochs"] == [2, 2] and res["iters"] == [4, 4]
+    assert res["contract"]["status"] == "passed", [i for i in res["contract"]["items"] if not i["ok"]]
+    assert res["untrained_refused"] and res["generate_mt_shape"][:2] == [3, 3]
+    assert [res["epochs"], res["epochs_mt"]] == [2, 2] and [res["iters"], res["iters_mt"]] == [4, 4]
     assert res["val_f1_epochs"] == 2 and res["train_loss_epochs"] == 2
     assert res["n_train"] > 9 and res["n_val"] > 3  # the 12 stage cells of the sample plus stage-free cells
     assert res["experiments"][0] == "base" and len(res["experiments"]) >= 3
