@@ -267,13 +267,26 @@ def test_script_classifier(nb, tmp_path):
     assert list(printed) == ["ring", "trophozoite", "schizont", "gametocyte"]
     assert np.allclose(list(printed.values()), probs[0].numpy(), atol=1e-4)
     assert float(re.search(r"score\s+(-?[0-9.]+)", run.stdout).group(1)) == pytest.approx(score.item(), abs=1e-4)
-    wrong = _run_script("discriminator", str(weights), str(tmp_path / "cell.png"))
-    assert wrong.returncode == 2 and "holds a 'multitask' model" in wrong.stderr
-    no_image = _run_script("multitask", str(weights))
-    assert no_image.returncode == 2 and "multitask needs an image" in no_image.stderr
+
+
+def test_script_errors(nb, tmp_path, capsys):
+    """What the command line says about a wrong architecture, a missing image and a broken file (in-process)."""
+    from malaria_test import main
+
+    weights = save_model(build(nb, "multitask"), tmp_path / "multitask.pt", "multitask")
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "cell.png")
+    assert main(["discriminator", str(weights), str(tmp_path / "cell.png")]) == 2
+    assert "holds a 'multitask' model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["multitask", str(weights)])
+    assert exit_.value.code == 2 and "multitask needs an image" in capsys.readouterr().err
     (tmp_path / "broken.pt").write_bytes(weights.read_bytes()[:5000])
-    broken = _run_script("multitask", str(tmp_path / "broken.pt"), str(tmp_path / "cell.png"))
-    assert broken.returncode == 2 and f"error: {tmp_path / 'broken.pt'}" in broken.stderr
+    assert main(["multitask", str(tmp_path / "broken.pt"), str(tmp_path / "cell.png")]) == 2
+    assert f"error: {tmp_path / 'broken.pt'}" in capsys.readouterr().err
+    assert main(["generator", str(weights), "2", "--gradcam", str(NOTEBOOK)]) == 2
+    assert "use grad_cam with a multitask model file" in capsys.readouterr().err
+    assert main(["multitask", str(weights), str(tmp_path / "cell.png"), "--gradcam", str(tmp_path / "none.ipynb")]) == 2
+    assert "No notebook at" in capsys.readouterr().err
 
 
 def test_script_gradcam_with_the_notebooks_grad_cam(nb, tmp_path):
@@ -285,8 +298,6 @@ def test_script_gradcam_with_the_notebooks_grad_cam(nb, tmp_path):
     assert run.returncode == 0, run.stderr
     with Image.open(tmp_path / "out" / "gradcam.png") as im:
         assert im.size[0] > 100 and im.size[1] > 200  # three rows of (patch, map)
-    wrong = _run_script("generator", str(weights), "2", "--gradcam", str(NOTEBOOK))
-    assert wrong.returncode == 2 and "use grad_cam with a multitask model file" in wrong.stderr
 
 
 def test_script_generator(nb, tmp_path):
