@@ -57,9 +57,14 @@ def test_notebook_runs_in_smoke_profile_and_its_models_work_in_malaria_test(lab_
     assert (ckpt / "task1" / "last.pt").is_file() and (ckpt / "task2" / "best.pt").is_file()
     assert sorted(p.name for p in (ckpt / "models").iterdir()) == ["D.pt", "D_multitask.pt", "G.pt", "G_multitask.pt"]
 
-    # The notebook's own weights, from the command line: stage probabilities of the saved patch ...
-    run = _script("multitask", res["models"]["multitask"], res["patch"])
+    assert (out / "malaria_test" / "gradcam.png").is_file()  # test(..., grad_cam=grad_cam) in the notebook
+
+    # The notebook's own weights, from the command line: stage probabilities of the saved patch and
+    # GradCAM with the notebook's grad_cam on the loaded file ...
+    run = _script("multitask", res["models"]["multitask"], res["patch"], "--out", str(tmp_path / "cam"),
+                  "--gradcam", str(NOTEBOOK))
     assert run.returncode == 0, run.stderr
+    assert (tmp_path / "cam" / "gradcam.png").is_file()
     printed = dict(re.findall(r"^\s+(ring|trophozoite|schizont|gametocyte)\s+([0-9.]+)", run.stdout, re.M))
     assert list(printed) == ["ring", "trophozoite", "schizont", "gametocyte"]
     assert np.allclose([float(v) for v in printed.values()], res["probs"], atol=2e-4)
