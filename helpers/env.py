@@ -48,7 +48,7 @@ class Settings:
     checkpoints: Path | None = None         # GANLAB_CHECKPOINTS: checkpoint root; default MyDrive/gan-lab in Colab, else ./checkpoints
     output: Path | None = None              # GANLAB_OUTPUT: figures root; default ./outputs
     inception_weights: Path | None = None   # GANLAB_INCEPTION_WEIGHTS: Inception FID weights; default torch hub's cache
-    malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default $GANLAB_DATA/malaria_sample
+    malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default $GANLAB_DATA/malaria_sample, else data/malaria
 
 
 # The variable behind each field of Settings.
@@ -59,10 +59,10 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every ``GANLAB_*`` variable now (not at import, so a test's ``monkeypatch.setenv`` counts).
 
     Args:
-        environ: the variables to read; default ``os.environ`` (the grader passes a kernel's environment).
+        environ: the variables to read; default ``os.environ`` (or, say, the environment built for a subprocess).
 
     Returns:
-        The :class:`Settings`, ``None`` for every variable that is unset or empty.
+        The :class:`Settings`: ``None`` (``offline``: False) for every variable that is unset or empty.
     """
     environ = os.environ if environ is None else environ
 
