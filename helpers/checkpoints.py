@@ -30,6 +30,7 @@ import torch
 FORMAT_VERSION = 1
 LAST = "last.pt"
 BEST = "best.pt"
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 
 
 class CheckpointError(RuntimeError):
@@ -94,6 +95,16 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"No checkpoint at {path}.")
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        raise CheckpointError(f"{path} is empty (0 bytes): the download or copy did not finish. Fetch the file again.")
+    if not head.startswith(_ZIP_MAGIC):
+        looks = ("an HTML page (a share link that returned a web page instead of the file?)"
+                 if head.lstrip().startswith(b"<") else f"something else (it starts with {head[:8]!r})")
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint: torch.save writes a zip archive, this file is {looks}. "
+            f"Use the checkpoint file itself ({LAST} or {BEST} from the lab's checkpoint folder).")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -102,7 +113,7 @@ def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu")
             f"data, which could run code when unpickled ({str(err).splitlines()[0]}). Only load "
             f"checkpoints written by this lab; delete this file if you do not trust it."
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError) as err:
         raise CheckpointError(
             f"Could not read {path}: the file is corrupt or truncated ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no detail'}). This happens when a copy or "

@@ -555,6 +555,9 @@ def write_feedback(report: Mapping[str, Any], path: str | os.PathLike, hidden_me
             lines.append(f"| {line.get('name')} | {shown} | {floor_shown} | {_md_escape(line.get('rule', ''))} | "
                          f"{'✓' if line.get('passed') else '✗'} |")
         lines.append("")
+    elif isinstance(sampled, Mapping) and sampled.get("message"):
+        lines += ["## Samples of your trained model", "",
+                  f"Your checkpoint could not be scored: {' '.join(str(sampled['message']).split())}", ""]
 
     lines += ["## Graded by hand", ""]
     if by_hand:
