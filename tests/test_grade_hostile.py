@@ -77,7 +77,7 @@ def reports(tmp_path_factory):
     outside.mkdir()
     (outside / "keep.txt").write_text("course data")
     subs = _submissions(root, outside)
-    timeouts = {"hang": 45}
+    timeouts = {"hang": 60}
 
     def run(name):
         watch = [outside] if name == "files" else []
@@ -103,7 +103,7 @@ def test_a_fake_pass_lines_are_not_evidence(reports):
     statuses = {c["id"]: c["status"] for c in report["checks"]}
     assert statuses["vanilla.generator"] in ("failed", "error") and statuses["vanilla.train_step"] == "failed"
     assert "defines no `opt_G`" in next(c["message"] for c in report["checks"] if c["id"] == "vanilla.train_step")
-    assert report["contract"]["items"][0]["id"] == "array" and not report["contract"]["items"][0]["ok"]
+    assert report["contract"]["status"] == "failed" and "defines no `generate`" in report["contract"]["message"]
     assert report["problems"] == []  # not hostile beyond printing: the checks simply fail
 
 
@@ -140,8 +140,8 @@ def test_d_a_cell_that_never_returns_is_stopped(reports):
     _no_credit(report)
     ex = report["execution"]
     assert ex["stopped"] == "timeout" and ex["stopped_cell_number"] == 2 and ex["cells_run"] == 1
-    assert any("timed out after 45 s in cell 2" in p for p in report["problems"]), report["problems"]
-    assert report["duration_s"] < 90
+    assert any("timed out after 60 s in cell 2" in p for p in report["problems"]), report["problems"]
+    assert report["duration_s"] < 120
     assert {c["status"] for c in report["checks"]} == {"not run"}
 
 

@@ -20,6 +20,7 @@ SOLUTIONS = lab_notebooks(REPO_ROOT)
 # Written independently of helpers.course.templates: what a region and a TODO block look like.
 SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n(?:.*\n)*?[ \t]*### END SOLUTION[ \t]*$", re.M)
 HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t]*### END HIDDEN TESTS[ \t]*(?:\n|$)", re.M)
+HIDDEN_AT_END = re.compile(r"\n[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t]*### END HIDDEN TESTS[ \t]*\Z")  # and its line break
 TODO_BLOCK = re.compile(r"^([ \t]*)##TODO## \S.*\n(?:\1#   .*\n)*\1# YOUR CODE HERE\n\1raise NotImplementedError\(\)$", re.M)
 
 
@@ -77,7 +78,7 @@ def test_template_is_the_solution_minus_its_regions(solution):
         assert (t.cell_type, t.id) == (s.cell_type, s.id), i
         want_meta = {k: v for k, v in s.metadata.items() if k not in COLAB_CELL_KEYS + RUN_CELL_KEYS}
         assert dict(t.metadata) == want_meta, i
-        src = HIDDEN_REGION.sub("", s.source)
+        src = HIDDEN_REGION.sub("", HIDDEN_AT_END.sub("", s.source))
         if s.cell_type == "code":
             assert t.outputs == [] and t.execution_count is None, i
             # Cut both sources at their regions: what is left must be identical, piece by piece,
@@ -217,3 +218,23 @@ def test_template_run_headless_stops_at_the_first_todo_cell(solution, tmp_path, 
     assert err.ename == "NotImplementedError", str(err)[-3000:]
     failing_cell = str(err).split("------------------")[1].strip("\n")
     assert failing_cell == first_todo.source.strip("\n"), f"stopped at a later cell:\n{failing_cell[:500]}"
+
+
+def test_labs_come_from_the_registry_and_need_not_sit_at_the_root(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from helpers.course import templates
+    from helpers.course.labs import LABS, lab_named
+
+    assert lab_notebooks(REPO_ROOT) == [lab.notebook_path() for lab in LABS]
+    moved = replace(lab_named("vanilla"), notebook="labs/part1/lab8_vanilla.ipynb",
+                    template="student/part1/lab8_vanilla.ipynb")
+    monkeypatch.setattr(templates, "LABS", [moved])
+    (tmp_path / "labs" / "part1").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "lab8_vanilla.ipynb", tmp_path / "labs" / "part1" / "lab8_vanilla.ipynb")
+    assert lab_notebooks(tmp_path) == [tmp_path / "labs" / "part1" / "lab8_vanilla.ipynb"]
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    assert main(["--root", str(tmp_path)]) == 0
+    written = tmp_path / "student" / "part1" / "lab8_vanilla.ipynb"
+    assert written.read_bytes() == render_template(REPO_ROOT / "lab8_vanilla.ipynb").encode("utf-8")
+    assert main(["--root", str(tmp_path), "--check"]) == 0
