@@ -13,7 +13,10 @@ import numpy as np
 from helpers.course.run_notebook import execute_notebook
 from nbprobe import assert_outputs_of_one_real_run, probe_result
 
+from helpers.course.labs import lab_named
 from lab3_support import NOTEBOOK, REPO, sample_root
+
+GRADED_MALARIA = [r.id for r in lab_named("malaria").checks_module().GRADED]
 
 # The probe is a module the kernel imports (helpers.course.probe): the generate contract at (3, S, S), the
 # run of both tasks, the saved models and the prediction for the saved patch.
@@ -45,6 +48,7 @@ def test_notebook_runs_in_smoke_profile_and_its_models_work_in_malaria_test(lab_
     assert res["data"] == str(sample) and res["profile"] == "smoke"
     assert res["contract"]["status"] == "passed", [i for i in res["contract"]["items"] if not i["ok"]]
     assert res["untrained_refused"] and res["generate_mt_shape"][:2] == [3, 3]
+    assert sorted(res["graded"]) == sorted(GRADED_MALARIA) and set(res["graded"].values()) == {"passed"}, res["graded"]
     assert [res["epochs"], res["epochs_mt"]] == [2, 2] and [res["iters"], res["iters_mt"]] == [4, 4]
     assert res["val_f1_epochs"] == 2 and res["train_loss_epochs"] == 2
     assert res["n_train"] > 9 and res["n_val"] > 3  # the 12 stage cells of the sample plus stage-free cells

@@ -18,6 +18,7 @@ def _assert_probe(result):
     assert result["contract"]["status"] == "passed", [i for i in result["contract"]["items"] if not i["ok"]]
     ids = {i["id"] for i in result["contract"]["items"]}
     assert {"shape_dtype", "same_seed", "other_seed", "bad_count_'4'", "mode_restored"} <= ids  # G_ema's mode too
+    assert set(result["graded"].values()) == {"passed"}, result["graded"]  # what the grader calls, on this run
     assert result["epochs"] == 2 and result["iters"] == 4
     assert result["ema_updates"] == result["iters"]        # samples come from the trained average of G
     assert result["untrained_refused"] and result["error_names_argument"]

@@ -89,8 +89,26 @@ class Pristine:
                     for attr, member in vars(value).items():
                         if isinstance(member, types.FunctionType):
                             self.code[(m.__name__, f"{key}.{attr}")] = self._function_state(member)
+        self.retake_containers()
         self.sys_modules = {name: mod for name, mod in sys.modules.items() if name.split(".")[0] == "helpers"}
         self.trace = (sys.gettrace(), sys.getprofile())
+
+    def retake_containers(self) -> None:
+        """Record the contents of the module-level dicts, lists and sets of helpers (tables, caches)."""
+        self.containers = {}
+        for m in self.modules:
+            if m.__name__.split(".")[0] == "helpers":
+                for key, value in vars(m).items():
+                    if type(value) in (dict, list, set):
+                        self.containers[(m.__name__, key)] = (value, value.copy())
+
+    @staticmethod
+    def _same_contents(now: Any, saved: Any) -> bool:
+        if isinstance(now, dict):
+            return now.keys() == saved.keys() and all(now[k] is saved[k] for k in now)
+        if isinstance(now, list):
+            return len(now) == len(saved) and all(a is b for a, b in zip(now, saved))
+        return now == saved
 
     @staticmethod
     def _function_state(f: types.FunctionType) -> tuple:
@@ -138,6 +156,11 @@ class Pristine:
                 changed.append(f"the attributes of {module_name}.{name} were changed")
                 f.__dict__.clear()
                 f.__dict__.update(attrs)
+        for (module_name, key), (value, saved) in self.containers.items():
+            if not self._same_contents(value, saved):
+                changed.append(f"the contents of {module_name}.{key} were changed")
+                value.clear()
+                value.update(saved) if isinstance(value, (dict, set)) else value.extend(saved)
         for module in self.modules:
             if module.__name__.split(".")[0] == "helpers":
                 for value in vars(module).values():
@@ -235,8 +258,18 @@ def grade_objects(job: dict, names: dict, pristine: Pristine, checks_module, con
         if not callable(generate):
             raise CheckFailed(f"generate is {type(generate).__name__}, not a function.")
         box["items"] = contract_items(generate, contract, copies=contract.copies_dataset is not None,
-                                      copy_share=copy_share, **options)
+                                      copy_share=copy_share_for_contract, **options)
 
+    def guarded_copy_share(images: Any, dataset: str) -> dict:
+        # generate ran just before: put everything back (e.g. a poisoned reference cache), then score; what
+        # the scoring itself caches is the grader's own.
+        tampering.extend(f"in generate, before the copy test: {c}" for c in pristine.restore())
+        try:
+            return copy_share(images, dataset)
+        finally:
+            pristine.retake_containers()
+
+    copy_share_for_contract = guarded_copy_share if copy_share is not None else None
     err = _call(pristine, tampering, "the generate contract", check_contract)
     if err is not None:
         status, message = _status(err)

@@ -99,10 +99,24 @@ def _malaria_facts(names: dict) -> dict:
             "probs": probs[0].tolist(), "score": score.item(), "experiments": [r.name for r in names["results"].runs]}
 
 
+def graded_report(names: Mapping[str, Any], lab: str) -> dict[str, str]:
+    """Every check the grader registers for ``lab`` (``GRADED``), called on the notebook's names:
+    ``{check id: "passed" or what it raised}``."""
+    out = {}
+    for record in lab_named(lab).checks_module().GRADED:
+        try:
+            record.call(Defined(names))
+            out[record.id] = "passed"
+        except Exception as err:  # noqa: BLE001 - the caller asserts on it
+            out[record.id] = f"{type(err).__name__}: {err}"
+    return out
+
+
 def print_probe_result(names: dict, lab: str) -> dict:
-    """What the notebook tests assert on: the contract, the run's length and a few facts of the lab."""
+    """What the notebook tests assert on: the contract, the graded checks, the run's length, facts of the lab."""
     history = names["history"]
-    result = {"contract": contract_report(names, lab), "epochs": len(history["epoch_end"]),
+    result = {"contract": contract_report(names, lab), "graded": graded_report(names, lab),
+              "epochs": len(history["epoch_end"]),
               "iters": len(history["loss_G"]), "history_keys": sorted(history),
               "untrained_refused": untrained_is_refused(names, lab)}
     generate = names["generate"]
