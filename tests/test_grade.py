@@ -134,3 +134,22 @@ def test_infer_lab():
     assert infer_lab("homework.ipynb", nb) == "cwgan"
     assert infer_lab("homework.ipynb") is None
     assert lab_named("malaria").notebook_path() == REPO_ROOT / "dcgan_malaria.ipynb"
+
+
+def test_the_other_solutions_get_full_marks(tmp_path):
+    """cWGAN-GP (copies scored on Fashion-MNIST) and Lab 3 (patches, two GANs), graded side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lab3_support import sample_root
+
+    sample_root()  # fails (never skips) without the malaria sample
+    labs = [lab_named("cwgan"), lab_named("malaria")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = list(pool.map(lambda lab: grade(lab.notebook_path(), out_dir=tmp_path, timeout=900, watch=[]), labs))
+    for lab, report in zip(labs, reports):
+        not_passed = [c for c in report["checks"] if c["status"] != "passed"]
+        assert not_passed == [] and report["problems"] == [] and report["tampering"] == [], (not_passed, report["problems"])
+        assert report["points"] == report["max_points"] == sum(lab_points(lab.name).values())
+        assert {c["kind"] for c in report["checks"]} == {"visible", "contract", "hidden"}
+    items = {i["id"]: i for i in reports[0]["contract"]["items"]}
+    assert items["not_copies"]["ok"] and items["class_9"]["ok"] and items["mode_restored"]["ok"]

@@ -338,7 +338,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
     icon = {"passed": "✓", "failed": "✗", "not implemented": "✗", "error": "✗"}
     lines = [f"# Grading report: `{Path(report['submission']).name}` ({report['lab']} lab)", "",
-             f"**{report['points']:g} / {report['max_points']:g} automatic points**: {report['summary']}.", ""]
+             f"**{report['points']:g} / {report['max_points']:g} automatic points**: "
+             f"{report['summary'].split('; ', 1)[-1]}.", ""]
     if report["problems"]:
         lines += ["## No credit", "", *[f"- {_md(p)}" for p in report["problems"]], ""]
     lines += ["## Checks (called by the grader on the submission's objects)", "",

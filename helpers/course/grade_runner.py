@@ -141,7 +141,7 @@ class Pristine:
                     now[key] = value
         for (module_name, cls_name), (cls, saved) in self.classes.items():
             now = dict(vars(cls))
-            for attr in set(now) - set(saved):
+            for attr in set(now) - set(saved) - {"__slotnames__"}:  # copyreg caches __slotnames__ when copying
                 changed.append(f"{module_name}.{cls_name}.{attr} was added")
                 delattr(cls, attr)
             for attr, value in saved.items():
