@@ -23,7 +23,8 @@ Checks (called after every TODO):
     checks/           one module per lab, the shared comparison helpers, the stored answers
 
 Course tooling (instructors):
-    course/           templates, grading, the benchmark, running notebooks headlessly, the release
+    course/           the lab registry and points (labs), templates, grading (grade, grade_runner), the
+                      benchmark, running notebooks headlessly, the release
 """
 
 __version__ = "0.1.0"
