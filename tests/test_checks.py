@@ -256,8 +256,10 @@ def test_bce_losses_shape_and_graph_mistakes_fail():
 
 
 # ============================================================================ vanilla: generate
-torch.manual_seed(0)  # a fixed draw of the notebook's generator: its raw images take negative values (one
-_G = Generator(100, width=8).eval()  # random draw in three is all positive, and the range test would pass it)
+# A fixed draw of the notebook's generator whose raw images take negative values: about one random draw in
+# three gives all-positive images, and the range test below could then not fail.
+torch.manual_seed(0)
+_G = Generator(100, width=8).eval()
 
 
 def _generate(n, seed=None, *, scale=True, dtype=np.float32, use_seed=True, validate=True, channel=False):
