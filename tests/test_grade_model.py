@@ -1,5 +1,6 @@
 """Grading the trained model (checkpoint mode) and a whole class at once (folder mode)."""
 
+import csv
 import dataclasses
 import json
 
@@ -144,3 +145,31 @@ def test_a_folder_without_submissions_is_a_clear_error(tmp_path):
         submissions_in(tmp_path)
     with pytest.raises(NotADirectoryError):
         submissions_in(tmp_path / "missing")
+
+
+def test_the_command_grades_a_class_with_checkpoints_and_merges_hand_scores(tmp_path, capsys):
+    """README's instructor route, end to end: a folder of two students, one checkpoint, hand-given scores."""
+    from helpers.course.grade import main
+
+    from grade_support import template
+
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    write(solution(), subs / "alice.ipynb")
+    write(template(), subs / "bob.ipynb")
+    _vanilla_checkpoint(subs / "alice.pt")
+    assert main([str(subs), "--jobs", "2", "--out", str(out), "--samples", "200", "--timeout", "600"]) == 0
+    alice = json.loads((out / "alice.grade.json").read_text())
+    bob = json.loads((out / "bob.grade.json").read_text())
+    assert alice["points"] == alice["max_points"] > 0 and bob["points"] == 0
+    assert alice["checkpoint"]["status"] == "failed" and "checkpoint" not in bob  # untrained weights, thresholds missed
+    assert "## Samples of your trained model" in (out / "alice.feedback.md").read_text()
+    rows = (out / "class_table_vanilla.csv").read_text().splitlines()
+    assert rows[0].startswith("student,lab,vanilla.generator") and any(r.startswith("bob,") for r in rows)
+
+    (tmp_path / "hand.csv").write_text("student,vanilla.answer_dc\n(max points),2\nalice,2\nbob,1\n")
+    assert main(["merge", str(out / "class_table_vanilla.csv"), str(tmp_path / "hand.csv")]) == 0
+    merged = {row["student"]: row for row in csv.DictReader((out / "class_table_vanilla_merged.csv").open())}
+    assert merged["bob"]["vanilla.answer_dc"] == "1" and float(merged["bob"]["total"]) == 1.0
+    assert float(merged["alice"]["total"]) == alice["max_points"] + 2
+    with pytest.raises(SystemExit):
+        main(["merge", str(out / "class_table_vanilla.csv"), str(tmp_path / "missing.csv")])

@@ -1,6 +1,9 @@
 """Grade a submitted lab notebook: run its code in a grader process that calls the checks itself.
 
     python -m helpers.course.grade SUBMISSION.ipynb [--lab vanilla|cwgan|malaria] [--out DIR] [--timeout S]
+                                   [--checkpoint last.pt]
+    python -m helpers.course.grade FOLDER [--jobs N] [--out DIR]        # a whole class (helpers.course.grade_class)
+    python -m helpers.course.grade merge DIR/class_table_<lab>.csv HAND.csv   # add hand-given scores
 
 writes ``DIR/<stem>.grade.json`` (the record below) and ``DIR/<stem>.grade.md`` (default ``DIR``:
 ``./grades``).
@@ -71,6 +74,7 @@ from typing import Any
 
 import nbformat
 
+from helpers.course import classtable, grade_checkpoint, grade_class
 from helpers.course.labs import LABS, POINTS, REPO_ROOT, lab_named, lab_names, lab_points
 from helpers.course.grade_runner import PROGRESS_NAME, SMOKE_CELL
 from helpers.course.templates import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
@@ -530,20 +534,78 @@ def grade(submission: str | Path, lab: str | None = None, out_dir: str | Path | 
     return report
 
 
+def _merge_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.course.grade merge",
+                                     description="Merge hand-given scores of the answer cells into a class table.")
+    parser.add_argument("table", help="a class table written by the grader (class_table_<lab>.csv)")
+    parser.add_argument("hand", help="CSV: student,<answer id>,... (an optional '(max points)' row)")
+    parser.add_argument("--out", help="the merged table (default: <table stem>_merged.csv, and .md)")
+    args = parser.parse_args(argv)
+    table = Path(args.table)
+    out = Path(args.out) if args.out else table.with_name(f"{table.stem}_merged.csv")
+    try:
+        written = classtable.merge_hand_scores(table, args.hand, out, out.with_suffix(".md"))
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    print(f"Merged {', '.join(written['columns'])} into {written['csv']} and {written['markdown']}")
+    if written.get("ungraded"):
+        print(f"Not graded yet: {written['ungraded']}")
+    return 0
+
+
+def _grade_with_checkpoint(path: Path, lab: str | None, out: Path, timeout: float, keep: bool,
+                           checkpoint: Path | None, samples: int) -> dict[str, Any]:
+    """One submission, and its checkpoint when given; the reports and the feedback file are written."""
+    report = grade(path, lab=lab, out_dir=out, timeout=timeout, keep_workdir=keep)
+    if checkpoint is not None:
+        if report["lab"] in grade_checkpoint.NETWORKS:
+            report["checkpoint"] = grade_checkpoint.run(path, checkpoint, report["lab"], out / ".scratch",
+                                                        samples=samples, timeout=timeout)
+        else:
+            report["checkpoint"] = {"status": "error", "message": f"checkpoint grading covers "
+                                    f"{sorted(grade_checkpoint.NETWORKS)}, not the {report['lab']} lab."}
+        write_reports(report, out)
+    classtable.write_feedback(report, out / f"{path.stem}.feedback.md")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge"]:
+        return _merge_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("submission", help="the notebook handed in")
+    parser.add_argument("submission", help="the notebook handed in, or a folder of them (one per student)")
     parser.add_argument("--lab", choices=lab_names(), help="default: told from the file name or setup_lab(...)")
     parser.add_argument("--out", default="grades", help="folder for the reports (default: ./grades)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="seconds for the whole run (default %(default)s)")
+                        help="seconds per submission (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder for inspection")
+    parser.add_argument("--checkpoint", help="the student's checkpoint (last.pt): also score the trained model "
+                                             "(folder mode pairs <stem>.ipynb with <stem>.pt by itself)")
+    parser.add_argument("--jobs", type=int, default=1, help="folder mode: submissions graded at once (default 1)")
+    parser.add_argument("--samples", type=int, default=grade_checkpoint.DEFAULT_SAMPLES,
+                        help="samples scored per checkpoint (default %(default)s)")
     args = parser.parse_args(argv)
     path = Path(args.submission)
-    if not path.is_file():
-        parser.error(f"no file at {path}")
     if args.timeout <= 0:
         parser.error("--timeout must be positive")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    print("This runs the submitted code: use a disposable environment.", flush=True)
+    if path.is_dir():
+        if args.checkpoint:
+            parser.error("--checkpoint is for one submission; in a folder, put <stem>.pt beside <stem>.ipynb")
+        try:
+            grade_class.grade_folder(path, args.out, jobs=args.jobs, lab=args.lab, timeout=args.timeout,
+                                     samples=args.samples)
+        except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+            parser.error(str(err))
+        return 0
+    if not path.is_file():
+        parser.error(f"no file or folder at {path}")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None and not checkpoint.is_file():
+        parser.error(f"no checkpoint at {checkpoint}")
     lab = args.lab
     if lab is None:
         try:
@@ -553,12 +615,15 @@ def main(argv: list[str] | None = None) -> int:
         lab = infer_lab(path, nb)
         if lab is None and nb is not None:
             parser.error(f"cannot tell which lab {path.name} is: pass --lab {{{','.join(lab_names())}}}")
-    print(f"Grading {path} ({lab or 'unknown'} lab) in the smoke profile, time limit {args.timeout:g} s. "
-          "This runs the submitted code: use a disposable environment.", flush=True)
-    report = grade(path, lab=lab, out_dir=args.out, timeout=args.timeout, keep_workdir=args.keep)
+    print(f"Grading {path} ({lab or 'unknown'} lab) in the smoke profile, time limit {args.timeout:g} s.", flush=True)
+    report = _grade_with_checkpoint(path, lab, Path(args.out), args.timeout, args.keep, checkpoint, args.samples)
     print(f"{report['points']:g}/{report['max_points']:g} points: {report['summary']}")
+    if "checkpoint" in report:
+        model = report["checkpoint"]
+        print(f"trained model: {model['status']}" + (f" ({model['message']})" if model.get("message") else ""))
     for key, where in report.get("reports", {}).items():
         print(f"{key}: {where}")
+    print(f"feedback: {Path(args.out) / (path.stem + '.feedback.md')}")
     return 0
 
 
