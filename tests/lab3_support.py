@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers.course.notebook_code import load_definitions
+from helpers.env import settings
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "dcgan_malaria.ipynb"
@@ -23,7 +24,7 @@ def sample_root() -> Path:
     The real sample is part of the test data: when it is missing the calling test fails (it is
     never skipped), with a message that says where it was looked for.
     """
-    root = Path(os.environ.get("GANLAB_DATA") or "../shared/data")
+    root = settings().data or Path("../shared/data")
     root = root if root.is_absolute() else REPO / root
     sample = root / "malaria_sample"
     if not (sample / "iml_malaria").is_dir():

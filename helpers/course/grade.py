@@ -75,6 +75,7 @@ from typing import Any
 import nbformat
 
 from helpers.course import classtable, grade_checkpoint, grade_class
+from helpers.env import settings
 from helpers.course.labs import LABS, POINTS, REPO_ROOT, lab_named, lab_names, lab_points
 from helpers.course.grade_runner import PROGRESS_NAME, SMOKE_CELL
 from helpers.course.templates import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
@@ -199,8 +200,8 @@ def _make_guard(guard: Path) -> None:
 
 
 def _data_dir() -> str | None:
-    if os.environ.get("GANLAB_DATA"):
-        return os.environ["GANLAB_DATA"]
+    if settings().data is not None:
+        return str(settings().data)
     for candidate in (REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data"):  # local, course machines
         if candidate.is_dir():
             return str(candidate)
@@ -210,8 +211,8 @@ def _data_dir() -> str | None:
 def _runner_env(work: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"GANLAB_PROFILE": "smoke", "GANLAB_CHECKPOINTS": str(work / "checkpoints"),
-                "GANLAB_OUTPUT": str(work / "outputs"), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg",
-                "GANLAB_OFFLINE": env.get("GANLAB_OFFLINE", "1")})
+                "GANLAB_OUTPUT": str(work / "outputs"), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"})
+    env.setdefault("GANLAB_OFFLINE", "1")
     data = _data_dir()
     if data:
         env["GANLAB_DATA"] = data

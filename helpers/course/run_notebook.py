@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers.course.labs import LABS
-from helpers.env import PROFILES, shown_path
+from helpers.env import PROFILES, settings, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def execute_notebook(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", help="e.g. lab8_vanilla.ipynb")
-    parser.add_argument("--profile", default=os.environ.get("GANLAB_PROFILE", "quick"), choices=PROFILES)
+    parser.add_argument("--profile", default=settings().profile or "quick", choices=PROFILES)
     parser.add_argument("--inplace", action="store_true", help="write the outputs into the notebook itself")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     args = parser.parse_args(argv)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     nb.metadata.pop("widgets", None)  # widget state of this run: not part of the notebook
     nbformat.write(nb, dst)
     lab = next((lab.name for lab in LABS if lab.notebook_path().resolve() == src.resolve()), src.stem)
-    out_dir = Path(os.environ.get("GANLAB_OUTPUT") or REPO_ROOT / "outputs") / f"{lab}-{args.profile}"
+    out_dir = (settings().output or REPO_ROOT / "outputs") / f"{lab}-{args.profile}"
     print(f"Done in {time.perf_counter() - started:.0f} s.")
     print(f"Executed notebook: {shown_path(dst)}")
     print(f"Figures and sample grids (PNG): {shown_path(out_dir)}")
