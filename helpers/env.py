@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 PROFILES = ("smoke", "quick", "full")
-DRIVE_MOUNT = Path("/content/drive")
-DRIVE_ROOT = DRIVE_MOUNT / "MyDrive" / "gan-lab"
+DRIVE_MOUNT = Path("/content/drive")       # where Colab mounts Google Drive (GANLAB_DRIVE_MOUNT overrides it)
+DRIVE_MOUNT_TIMEOUT_MS = 120_000           # how long drive.mount may wait for the student to allow access
 T = TypeVar("T")
 
 
@@ -49,6 +49,7 @@ class Settings:
     output: Path | None = None              # GANLAB_OUTPUT: figures root; default ./outputs
     inception_weights: Path | None = None   # GANLAB_INCEPTION_WEIGHTS: Inception FID weights; default torch hub's cache
     malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default $GANLAB_DATA/malaria_sample, else data/malaria
+    drive_mount: Path | None = None         # GANLAB_DRIVE_MOUNT: where Colab mounts Google Drive; default /content/drive
 
 
 # The variable behind each field of Settings.
@@ -83,6 +84,7 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         output=path("output"),
         inception_weights=path("inception_weights"),
         malaria_data=path("malaria_data"),
+        drive_mount=path("drive_mount"),
     )
 
 
@@ -169,11 +171,45 @@ def _colab_install_missing(packages: list[str]) -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
 
 
-def _mount_drive() -> None:
-    from google.colab import drive  # type: ignore[import-not-found]
+def drive_mount() -> Path:
+    """Where Google Drive is mounted in Colab: ``$GANLAB_DRIVE_MOUNT``, else ``/content/drive``."""
+    return settings().drive_mount or DRIVE_MOUNT
 
-    if not (DRIVE_MOUNT / "MyDrive").exists():
-        drive.mount(str(DRIVE_MOUNT))
+
+def drive_root() -> Path:
+    """The course's folder on Google Drive: ``<drive mount>/MyDrive/gan-lab``."""
+    return drive_mount() / "MyDrive" / "gan-lab"
+
+
+def mount_drive() -> str | None:
+    """Mount Google Drive (Colab); ``None`` when it is mounted, else why it could not be.
+
+    A mount that fails or times out (a refused permission, a Drive outage, a closed pop-up) is
+    common in Colab: it must not stop the notebook, so the reason is returned, never raised.
+    """
+    mount = drive_mount()
+    if (mount / "MyDrive").is_dir():
+        return None
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+
+        drive.mount(str(mount), timeout_ms=DRIVE_MOUNT_TIMEOUT_MS)
+    except Exception as err:  # noqa: BLE001 - any failure of the mount means: no Drive this session
+        return f"{type(err).__name__}: {err}".strip().rstrip(":")
+    if not (mount / "MyDrive").is_dir():
+        return f"the mount finished but {mount / 'MyDrive'} does not exist"
+    return None
+
+
+def _drive_fallback(lab_folder: Path, reason: str) -> Path:
+    """The runtime's own disk instead of Drive, with a warning a student cannot miss."""
+    local = Path("checkpoints").resolve() / lab_folder.name
+    line = "!" * 100
+    print(f"{line}\nWARNING: Google Drive could not be mounted ({reason}).\n"
+          f"Checkpoints go to {local} on this Colab runtime's own disk: they are LOST when the runtime\n"
+          f"disconnects or is recycled. To keep them, run this cell again to retry the mount (allow access\n"
+          f"when Colab asks), or set path_to_checkpoint in the parameters cell to a folder you can keep.\n{line}")
+    return local
 
 
 @dataclass
@@ -199,12 +235,12 @@ def flush_writes() -> None:
 
 
 def checkpoint_root(colab: bool | None = None) -> Path:
-    """``$GANLAB_CHECKPOINTS``, else ``MyDrive/gan-lab`` in Colab, else ``./checkpoints``."""
+    """``$GANLAB_CHECKPOINTS``, else ``MyDrive/gan-lab`` on the mounted Drive in Colab, else ``./checkpoints``."""
     root = settings().checkpoints
     if root is not None:
         return root.resolve()
     if in_colab() if colab is None else colab:
-        return DRIVE_ROOT
+        return drive_root()
     return Path("checkpoints").resolve()
 
 
@@ -223,7 +259,8 @@ def setup_lab(
         profile: ``smoke``/``quick``/``full``; default from ``$GANLAB_PROFILE`` or the device.
         path_to_checkpoint: checkpoint folder; default ``<checkpoint_root>/<lab>`` for the full
             profile and ``<checkpoint_root>/<lab>-<profile>`` otherwise, so a smoke test never
-            resumes (or overwrites) a real run.
+            resumes (or overwrites) a real run. In Colab the default is on Google Drive; when Drive
+            cannot be mounted, the runtime's disk (``./checkpoints/...``) with a loud warning.
         output_dir: figures folder; default ``$GANLAB_OUTPUT`` or ``./outputs``, then ``/<lab>-<profile>``.
         device: force a device (``"cpu"``, ``"cuda"``...); default CUDA > MPS > CPU.
         colab_packages: pip names to install in Colab when missing (never torch).
@@ -239,9 +276,11 @@ def setup_lab(
     if path_to_checkpoint is None:
         suffix = lab if profile == "full" else f"{lab}-{profile}"
         root = checkpoint_root(colab)
-        if colab and str(root).startswith(str(DRIVE_MOUNT)):
-            _mount_drive()  # only when checkpoints really go to Drive
         path_to_checkpoint = root / suffix
+        if colab and root.is_relative_to(drive_mount()):  # only when checkpoints really go to Drive
+            failed = mount_drive()
+            if failed is not None:
+                path_to_checkpoint = _drive_fallback(path_to_checkpoint, failed)
     if output_dir is None:
         output_dir = (settings().output or Path("outputs")) / f"{lab}-{profile}"
     env = LabEnv(

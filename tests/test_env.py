@@ -1,6 +1,7 @@
 import dataclasses
 import re
 import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -47,7 +48,7 @@ def test_shown_path_is_relative_inside_the_working_directory(tmp_path, monkeypat
 
 def test_checkpoint_root_in_colab_is_drive(monkeypatch):
     monkeypatch.delenv("GANLAB_CHECKPOINTS", raising=False)
-    assert env_mod.checkpoint_root(colab=True) == env_mod.DRIVE_ROOT
+    assert env_mod.checkpoint_root(colab=True) == env_mod.DRIVE_MOUNT / "MyDrive" / "gan-lab" == env_mod.drive_root()
     assert env_mod.checkpoint_root(colab=False).name == "checkpoints"
 
 
@@ -131,3 +132,70 @@ def test_only_helpers_env_reads_ganlab_variables():
         sources[nb] = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
     readers = {str(p.relative_to(REPO_ROOT)) for p, text in sources.items() if _READ.search(text)}
     assert readers - _NOT_YET_CONVERTED == set(), "read them with helpers.env.settings()"
+
+
+def _fake_colab(monkeypatch, mount):
+    """A ``google.colab`` module whose ``drive.mount`` is ``mount``; calls are recorded."""
+    calls = []
+
+    def recorded(path, **kwargs):
+        calls.append((path, kwargs))
+        return mount(Path(path))
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=recorded)
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    return calls
+
+
+@pytest.fixture
+def colab_runtime(tmp_path, monkeypatch):
+    """A fresh folder as the working directory, Drive mounted (if at all) under tmp_path, no overrides."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("GANLAB_CHECKPOINTS", "GANLAB_OUTPUT", "GANLAB_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GANLAB_DRIVE_MOUNT", str(tmp_path / "drive"))
+    return tmp_path
+
+
+@pytest.mark.parametrize("error", [ValueError("mount failed"), TimeoutError("Timed out waiting for authorization")])
+def test_a_drive_mount_that_fails_falls_back_to_the_runtime_disk_with_a_warning(colab_runtime, monkeypatch, capsys, error):
+    def fail(path):
+        raise error
+
+    calls = _fake_colab(monkeypatch, fail)
+    env = setup_lab("vanilla", profile="smoke", device="cpu")
+    assert calls and calls[0][1]["timeout_ms"] > 0
+    assert env.path_to_checkpoint == (colab_runtime / "checkpoints" / "vanilla-smoke").resolve()
+    assert env.path_to_checkpoint.is_dir() and env.colab
+    out = capsys.readouterr().out
+    assert "WARNING: Google Drive could not be mounted" in out and str(error) in out
+    assert "LOST when the runtime" in out and "path_to_checkpoint" in out
+    assert not (colab_runtime / "drive").exists()  # nothing written where Drive should be
+
+
+def test_a_drive_that_mounts_holds_the_checkpoints(colab_runtime, monkeypatch, capsys):
+    calls = _fake_colab(monkeypatch, lambda path: (path / "MyDrive").mkdir(parents=True))
+    env = setup_lab("cwgan", profile="smoke", device="cpu")
+    assert env.path_to_checkpoint == colab_runtime / "drive" / "MyDrive" / "gan-lab" / "cwgan-smoke"
+    assert len(calls) == 1 and "WARNING" not in capsys.readouterr().out
+    setup_lab("cwgan", profile="smoke", device="cpu")  # already mounted: not mounted again
+    assert len(calls) == 1
+
+
+def test_a_mount_that_returns_without_a_drive_is_a_failure(colab_runtime, monkeypatch, capsys):
+    _fake_colab(monkeypatch, lambda path: None)
+    env = setup_lab("vanilla", profile="smoke", device="cpu")
+    assert env.path_to_checkpoint.parent == (colab_runtime / "checkpoints").resolve()
+    assert "does not exist" in capsys.readouterr().out
+
+
+def test_checkpoints_set_elsewhere_never_mount_drive(colab_runtime, monkeypatch):
+    calls = _fake_colab(monkeypatch, lambda path: pytest.fail("Drive was mounted for checkpoints that are not on it"))
+    monkeypatch.setenv("GANLAB_CHECKPOINTS", str(colab_runtime / "mine"))
+    assert setup_lab("vanilla", profile="smoke", device="cpu").path_to_checkpoint.parent == colab_runtime / "mine"
+    assert setup_lab("vanilla", profile="smoke", device="cpu", path_to_checkpoint="kept").path_to_checkpoint.name == "kept"
+    assert calls == []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.checkpoints import BEST, LAST
-from helpers.env import DRIVE_ROOT, checkpoint_root
+from helpers.env import checkpoint_root, drive_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LINKS_FILE = REPO_ROOT / "checkpoint_links.txt"
@@ -87,9 +87,9 @@ def report(root: str | Path | None = None, links_file: str | Path = LINKS_FILE) 
     lines = []
     for item in checkpoint_files(root):
         lines.append(f"{item.lab}: share the folder {item.folder}")
-        drive = DRIVE_ROOT / item.lab
+        drive = drive_root() / item.lab
         if item.folder != drive:
-            lines.append(f"    (in Google Drive: {drive.relative_to(DRIVE_ROOT.parent.parent)})")
+            lines.append(f"    (in Google Drive: {drive.relative_to(drive_root().parent.parent)})")
         for path in item.present:
             lines.append(f"    {path.name:<8} {path.stat().st_size / 1e6:8.1f} MB")
         for name in item.missing:
