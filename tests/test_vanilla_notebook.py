@@ -57,3 +57,36 @@ def test_committed_notebook_is_clean_and_asks_for_a_gpu():
         assert name in sources, name
     # every solution region is closed
     assert sources.count("### BEGIN SOLUTION") == sources.count("### END SOLUTION") > 0
+
+
+def test_the_weight_figures_find_the_layers_by_type_whatever_their_names(tmp_path):
+    """Code after the TODOs must work for any architecture that passes the checks, not only the solution's names."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from helpers.env import shown_path
+    from helpers.plotting import plot_first_layer_weights
+    from helpers.training import EMA
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "weights_G_last.png" in c.source)
+
+    class OtherD(nn.Module):  # no .net: a stem and a body
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 4, 2, 1)
+            self.body = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv2d(8, 16, 4, 2, 1))
+
+    class OtherG(nn.Module):  # ends with a transposed convolution, not a 3x3 convolution
+        def __init__(self):
+            super().__init__()
+            self.up = nn.ConvTranspose2d(16, 8, 4, 2, 1)
+            self.to_image = nn.Sequential(nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Tanh())
+
+    shown = []
+    namespace = {"D": OtherD(), "G_ema": EMA(OtherG()), "nn": nn, "env": SimpleNamespace(output_dir=tmp_path),
+                 "show": shown.append, "plot_first_layer_weights": plot_first_layer_weights, "shown_path": shown_path}
+    exec(cell.source, namespace)  # noqa: S102 - the notebook's own cell
+    assert len(shown) == 2 and (tmp_path / "weights_D_first.png").is_file() and (tmp_path / "weights_G_last.png").is_file()
+    assert tuple(namespace["weight_G"].shape) == (8, 1, 4, 4)  # one 4x4 image per input channel of the last layer
