@@ -68,7 +68,7 @@ def test_good_samples_pass(tmp_path):
     assert result["copies"]["share"] <= 0.05
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not a checkpoint", "other config"])
+@pytest.mark.parametrize("damage", ["truncated", "not a checkpoint", "other config", "no config"])
 def test_a_bad_checkpoint_is_reported_not_raised(tmp_path, damage):
     path = tmp_path / "last.pt"
     if damage == "truncated":
@@ -83,6 +83,10 @@ def test_a_bad_checkpoint_is_reported_not_raised(tmp_path, damage):
         state["config"]["n_critic"] = 5  # a cWGAN-GP config handed in for the vanilla lab
         atomic_save(state, path)
         expect = "fields the submission's Config lacks: ['n_critic']"
+        if damage == "no config":  # saved without fit(..., config=cfg): never rebuilt from Config's defaults
+            state["config"] = {}
+            atomic_save(state, path)
+            expect = "holds no training config"
     result = grade_checkpoint.grade_checkpoint(VANILLA, path, "vanilla", samples=100)
     assert result["status"] == "error" and expect in result["message"], result["message"]
 

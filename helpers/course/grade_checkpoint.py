@@ -81,8 +81,12 @@ def load_trained(submission: str | os.PathLike, checkpoint: str | os.PathLike, l
         ckpt = safe_load(checkpoint)
     except CheckpointError as err:
         raise CheckpointGradeError(str(err)) from None
+    try:
+        saved = scoring.saved_config(ckpt, checkpoint)
+    except CheckpointError as err:
+        raise CheckpointGradeError(str(err)) from None
     nb = load_definitions(submission, module_name=f"ganlab_submission_{lab}")
-    cfg = rebuild_config(nb, dict(ckpt.get("config") or {}))
+    cfg = rebuild_config(nb, saved)
     try:
         networks = NETWORKS[lab](nb, cfg)
     except Exception as err:  # noqa: BLE001 - the submission's constructors

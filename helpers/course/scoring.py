@@ -442,7 +442,11 @@ def checkpoint_config(path: str | os.PathLike) -> dict[str, Any]:
             checkpoint (an HTML page a download link returned, a NumPy file, text); a PyTorch file
             that is not a GAN Lab checkpoint; or a checkpoint saved without a config.
     """
-    checkpoint = safe_load(path)  # empty, truncated, foreign and unsafe files raise CheckpointError
+    return saved_config(safe_load(path), path)  # empty, truncated, foreign and unsafe files raise CheckpointError
+
+
+def saved_config(checkpoint: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """The non-empty ``config`` of an already loaded checkpoint (see :func:`checkpoint_config`)."""
     config = checkpoint.get("config")
     if not isinstance(config, dict) or not config:
         raise CheckpointError(
