@@ -208,8 +208,27 @@ def _drive_fallback(lab_folder: Path, reason: str) -> Path:
     print(f"{line}\nWARNING: Google Drive could not be mounted ({reason}).\n"
           f"Checkpoints go to {local} on this Colab runtime's own disk: they are LOST when the runtime\n"
           f"disconnects or is recycled. To keep them, run this cell again to retry the mount (allow access\n"
-          f"when Colab asks), or set path_to_checkpoint in the parameters cell to a folder you can keep.\n{line}")
+          f"when Colab asks), or set CHECKPOINT_DIR (path_to_checkpoint) in the parameters cell to a folder you can keep.\n{line}")
     return local
+
+
+def _drive_folder_checked(folder: Path) -> None:
+    """Refuse a checkpoint folder on the mounted Drive whose top folder (MyDrive, a shared drive) is not there.
+
+    Creating it would make a folder on the runtime's disk inside the mount point, lost at the next
+    disconnect, while the student believes it is on Drive.
+    """
+    mount = drive_mount()
+    parts = folder.relative_to(mount).parts
+    top = mount.joinpath(*(parts[:2] if parts and parts[0] == "Shareddrives" else parts[:1]))
+    if top != mount and top.is_dir():
+        return
+    shared = sorted(p.name for p in (mount / "Shareddrives").glob("*")) if (mount / "Shareddrives").is_dir() else []
+    raise FileNotFoundError(
+        f"The checkpoint folder {folder} is on Google Drive, but {top} does not exist in the mounted Drive. "
+        f"Check CHECKPOINT_DIR in the parameters cell: it must start with {mount / 'MyDrive'} or with "
+        f"{mount / 'Shareddrives'}/<name> of a shared drive you can open"
+        + (f" (yours: {', '.join(shared)})" if shared else "") + "; or set it to None for the default folder.")
 
 
 @dataclass
@@ -257,7 +276,8 @@ def setup_lab(
     Args:
         lab: short lab name, used in folder names.
         profile: ``smoke``/``quick``/``full``; default from ``$GANLAB_PROFILE`` or the device.
-        path_to_checkpoint: checkpoint folder; default ``<checkpoint_root>/<lab>`` for the full
+        path_to_checkpoint: checkpoint folder (a notebook's ``CHECKPOINT_DIR``; in Colab a folder under the
+            Drive mount, e.g. a shared drive, mounts Drive first); default ``<checkpoint_root>/<lab>`` for the full
             profile and ``<checkpoint_root>/<lab>-<profile>`` otherwise, so a smoke test never
             resumes (or overwrites) a real run. In Colab the default is on Google Drive; when Drive
             cannot be mounted, the runtime's disk (``./checkpoints/...``) with a loud warning.
@@ -281,6 +301,15 @@ def setup_lab(
             failed = mount_drive()
             if failed is not None:
                 path_to_checkpoint = _drive_fallback(path_to_checkpoint, failed)
+    elif colab and Path(path_to_checkpoint).expanduser().is_absolute() \
+            and Path(path_to_checkpoint).expanduser().is_relative_to(drive_mount()):
+        # A folder chosen on Drive (CHECKPOINT_DIR, e.g. a shared drive): mount first, check it is really there.
+        path_to_checkpoint = Path(path_to_checkpoint).expanduser()
+        failed = mount_drive()
+        if failed is not None:
+            path_to_checkpoint = _drive_fallback(path_to_checkpoint, failed)
+        else:
+            _drive_folder_checked(path_to_checkpoint)
     if output_dir is None:
         output_dir = (settings().output or Path("outputs")) / f"{lab}-{profile}"
     env = LabEnv(

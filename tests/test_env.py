@@ -199,3 +199,39 @@ def test_checkpoints_set_elsewhere_never_mount_drive(colab_runtime, monkeypatch)
     assert setup_lab("vanilla", profile="smoke", device="cpu").path_to_checkpoint.parent == colab_runtime / "mine"
     assert setup_lab("vanilla", profile="smoke", device="cpu", path_to_checkpoint="kept").path_to_checkpoint.name == "kept"
     assert calls == []
+
+
+def test_a_checkpoint_folder_on_a_shared_drive_mounts_drive_first(colab_runtime, monkeypatch, capsys):
+    def mount(path):
+        (path / "MyDrive").mkdir(parents=True)
+        (path / "Shareddrives" / "GAN team").mkdir(parents=True)
+
+    calls = _fake_colab(monkeypatch, mount)
+    chosen = colab_runtime / "drive" / "Shareddrives" / "GAN team" / "gan-lab" / "vanilla"
+    env = setup_lab("vanilla", profile="smoke", device="cpu", path_to_checkpoint=str(chosen))
+    assert len(calls) == 1 and env.path_to_checkpoint == chosen and chosen.is_dir()
+    assert "WARNING" not in capsys.readouterr().out
+
+
+def test_a_checkpoint_folder_on_a_shared_drive_that_is_not_there_is_refused(colab_runtime, monkeypatch):
+    def mount(path):
+        (path / "MyDrive").mkdir(parents=True)
+        (path / "Shareddrives" / "GAN team").mkdir(parents=True)
+
+    _fake_colab(monkeypatch, mount)
+    typo = colab_runtime / "drive" / "Shareddrives" / "GAN taem" / "vanilla"
+    with pytest.raises(FileNotFoundError, match=r"GAN taem does not exist.*CHECKPOINT_DIR.*yours: GAN team"):
+        setup_lab("vanilla", profile="smoke", device="cpu", path_to_checkpoint=str(typo))
+    assert not typo.parent.exists()  # nothing made inside the mount point
+
+
+def test_a_checkpoint_folder_on_drive_falls_back_with_a_warning_when_the_mount_fails(colab_runtime, monkeypatch, capsys):
+    def fail(path):
+        raise TimeoutError("Timed out waiting for authorization")
+
+    _fake_colab(monkeypatch, fail)
+    chosen = colab_runtime / "drive" / "MyDrive" / "course" / "vanilla"
+    env = setup_lab("vanilla", profile="smoke", device="cpu", path_to_checkpoint=str(chosen))
+    assert env.path_to_checkpoint == (colab_runtime / "checkpoints" / "vanilla").resolve()
+    assert "WARNING: Google Drive could not be mounted" in capsys.readouterr().out
+    assert not (colab_runtime / "drive").exists()
