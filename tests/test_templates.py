@@ -11,8 +11,8 @@ from nbclient.exceptions import CellExecutionError
 
 from helpers.course.run_notebook import execute_notebook
 from helpers.course.templates import (COLAB_CELL_KEYS, COLAB_NOTEBOOK_KEYS, NOTE_CELL_ID, RUN_CELL_KEYS, TemplateError,
-                               colab_metadata, lab_notebooks, main, make_template, render_template,
-                               stale_templates, template_path, template_source)
+                                      colab_metadata, describe_regions, lab_notebooks, main, make_template,
+                                      render_template, stale_templates, template_path, template_source)
 
 from conftest import REPO_ROOT
 
@@ -22,6 +22,13 @@ SOLUTION_REGION = re.compile(r"^([ \t]*)### BEGIN SOLUTION[ \t]*\n(?:.*\n)*?[ \t
 HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t]*### END HIDDEN TESTS[ \t]*(?:\n|$)", re.M)
 HIDDEN_AT_END = re.compile(r"\n[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t]*### END HIDDEN TESTS[ \t]*\Z")  # and its line break
 TODO_BLOCK = re.compile(r"^([ \t]*)##TODO## \S.*\n(?:\1#   .*\n)*\1# YOUR CODE HERE\n\1raise NotImplementedError\(\)$", re.M)
+# In the solution, the ##TODO## line (and its continuations) sits right above each code region.
+DESCRIBED_REGION = re.compile(r"^([ \t]*)##TODO## \S.*\n(?:\1#   .*\n)*\1### BEGIN SOLUTION[ \t]*\n", re.M)
+
+
+def _stub(match):
+    """nbgrader's code stub at the region's indentation (what ClearSolutions puts in place of a region)."""
+    return f"{match.group(1)}# YOUR CODE HERE\n{match.group(1)}raise NotImplementedError()"
 
 
 @pytest.fixture(params=SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
@@ -81,11 +88,11 @@ def test_template_is_the_solution_minus_its_regions(solution):
         src = HIDDEN_REGION.sub("", HIDDEN_AT_END.sub("", s.source))
         if s.cell_type == "code":
             assert t.outputs == [] and t.execution_count is None, i
-            # Cut both sources at their regions: what is left must be identical, piece by piece,
-            # and each TODO block must sit at the indentation of the region it replaces.
-            s_parts, t_parts = SOLUTION_REGION.split(src), TODO_BLOCK.split(t.source)
-            assert t_parts == s_parts, f"cell {i} differs outside its solution regions"
+            # Each region becomes the stub at its indentation, everything else is kept (the ##TODO##
+            # lines above the regions too), and every region has its ##TODO## line.
+            assert t.source == SOLUTION_REGION.sub(_stub, src), f"cell {i} differs outside its solution regions"
             n_regions += len(SOLUTION_REGION.findall(src))
+            assert len(DESCRIBED_REGION.findall(src)) == len(SOLUTION_REGION.findall(src)), f"cell {i}: a region lacks ##TODO##"
             assert len(TODO_BLOCK.findall(t.source)) == len(SOLUTION_REGION.findall(src))
         elif "BEGIN SOLUTION" not in src:
             assert t.source == src, i
@@ -114,9 +121,9 @@ def test_template_source_rules():
     src = ("def f(x):\n"
            "    \"\"\"Twice x.\"\"\"\n"
            "    if x:\n"
-           "        ### BEGIN SOLUTION\n"
-           "        # TODO: return 2x, as a tensor\n"
+           "        ##TODO## return 2x, as a tensor\n"
            "        #   of the same dtype\n"
+           "        ### BEGIN SOLUTION\n"
            "        return 2 * x\n"
            "        ### END SOLUTION\n"
            "    return x\n"
@@ -124,11 +131,12 @@ def test_template_source_rules():
            "assert f(1) == 2\n"
            "### END HIDDEN TESTS\n"
            "print(f(2))")
-    out = template_source(src, "code", heading="TODO 9: doubling")
+    out = template_source(src, "code")
     assert out == ("def f(x):\n"
                    "    \"\"\"Twice x.\"\"\"\n"
                    "    if x:\n"
-                   "        ##TODO## TODO 9 (doubling): return 2x, as a tensor of the same dtype\n"
+                   "        ##TODO## return 2x, as a tensor\n"
+                   "        #   of the same dtype\n"
                    "        # YOUR CODE HERE\n"
                    "        raise NotImplementedError()\n"
                    "    return x\n"
@@ -141,11 +149,51 @@ def test_template_source_rules():
             template_source(bad, "code", where="nb, cell 3")
 
 
+def test_a_region_without_its_todo_line_is_refused_and_fix_describes_it():
+    src = ("def f(x):\n"
+           "    \"\"\"Twice x.\"\"\"\n"
+           "    ### BEGIN SOLUTION\n"
+           "    y = 2 * x\n"
+           "    ### END SOLUTION\n"
+           "    return y")
+    with pytest.raises(TemplateError, match=r"nb, cell 3, line 3: the solution region has no `##TODO##"):
+        template_source(src, "code", where="nb, cell 3")
+    with pytest.raises(TemplateError, match="cell, line 3"):  # a TODO line at another indentation does not count
+        template_source("##TODO## x\nif True:\n    ### BEGIN SOLUTION\n    x = 1\n    ### END SOLUTION", "code")
+    fixed = describe_regions(src, heading="TODO 9: doubling")
+    assert fixed.split("\n")[2] == "    ##TODO## TODO 9 (doubling): write the body of `f`: Twice x. Set `y`: the code below uses them."
+    assert fixed.split("\n")[3:] == src.split("\n")[2:] and describe_regions(fixed) == fixed
+    assert "# YOUR CODE HERE" in template_source(fixed, "code")
+
+
+def test_check_names_a_region_without_its_todo_line_and_fix_restores_it(tmp_path, capsys):
+    shutil.copy(REPO_ROOT / "lab8_vanilla.ipynb", tmp_path / "lab8_vanilla.ipynb")
+    assert main(["--root", str(tmp_path)]) == 0
+    path = tmp_path / "lab8_vanilla.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "class Generator" in c.source)
+    original = nb.cells[index].source
+    lines = original.split("\n")
+    first = next(n for n, line in enumerate(lines) if "##TODO##" in line)
+    region = next(n for n, line in enumerate(lines) if "BEGIN SOLUTION" in line)
+    nb.cells[index].source = "\n".join(lines[:first] + lines[region:])
+    nbformat.write(nb, path)
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    where = f"lab8_vanilla.ipynb, cell {index} (id {nb.cells[index].id}), line {first + 1}"
+    assert f"{where}: the solution region has no `##TODO##" in err and "--fix" in err, err
+    assert main(["--root", str(tmp_path)]) == 1  # nothing is written from an undescribed region
+    assert main(["--root", str(tmp_path), "--fix"]) == 0
+    assert nbformat.read(path, as_version=4).cells[index].source == original
+    assert main(["--root", str(tmp_path), "--check"]) == 0
+
+
 def test_colab_metadata_is_stripped_and_the_rest_kept():
     nb = nbformat.v4.new_notebook()
     nb.metadata.update({"colab": {"provenance": []}, "widgets": {"x": 1}, "gpuClass": "standard", "accelerator": "GPU",
                         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    cell = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", execution_count=3,
+    cell = nbformat.v4.new_code_cell("##TODO## set x\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION", execution_count=3,
                                      outputs=[nbformat.v4.new_output("stream", text="1\n")])
     cell.metadata.update({"colab": {"base_uri": "x"}, "id": "abc", "outputId": "o1", "executionInfo": {},
                           "cellView": "form", "execution": {"iopub.status.idle": "t"}, "tags": ["parameters"]})
@@ -161,7 +209,7 @@ def test_colab_metadata_is_stripped_and_the_rest_kept():
 
 def test_template_does_not_depend_on_the_python_that_last_ran_the_solution():
     nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"))
+    nb.cells.append(nbformat.v4.new_code_cell("##TODO## set x\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"))
     made = []
     for version in ("3.11.7", "3.12.1"):
         nb.metadata["language_info"] = {"name": "python", "version": version, "file_extension": ".py"}

@@ -2,25 +2,27 @@
 
     python -m helpers.course.templates            # write templates/<notebook>.ipynb for every lab notebook
     python -m helpers.course.templates --check    # exit 1, naming the file, when a template is stale (CI)
+    python -m helpers.course.templates --fix      # insert a generated ##TODO## line above each region lacking one
 
 The solution notebooks are the labs of ``helpers.course.labs.LABS`` (each record names its notebook and
 its template, relative to the repository root). A template is the same notebook with these changes
 and no others:
 
-* each nbgrader solution region (``### BEGIN SOLUTION`` ... ``### END SOLUTION`` in a code cell) is
-  replaced, at the indentation of its ``BEGIN`` line, by a TODO block::
+* each nbgrader solution region (``### BEGIN SOLUTION`` ... ``### END SOLUTION``) of a code cell is
+  replaced, at the indentation of its ``BEGIN`` line, by nbgrader's code stub::
 
-      ##TODO## TODO 3 (the two loss functions): write the body of `g_loss_bce`: <its docstring>
       # YOUR CODE HERE
       raise NotImplementedError()
 
-  The text after ``##TODO##`` says what to implement. An author who wants to word it writes a
-  comment line ``# TODO: <text>`` (continued by further comment lines) right after
-  ``### BEGIN SOLUTION``; otherwise it is built from the notebook itself: the nearest ``TODO``
-  heading in the markdown above the cell, the function or class the region sits in with the first
-  line of its docstring, and the names the region must define for the code around it (the
-  attributes an ``__init__`` sets, the variables a function uses after the region, the names a
-  top-level region assigns). In markdown cells a region becomes ``YOUR ANSWER HERE``;
+  What to implement is written in the solution notebook itself, right above the region, at its
+  indentation: a ``##TODO## <description>`` line, continued by ``#   <more>`` lines, which the
+  template keeps (so ``nbgrader generate_assignment``, whose ClearSolutions can only put one fixed
+  stub in place of a region, gives the same cell). A region without its ``##TODO##`` line is an
+  error; ``--fix`` inserts one built from the notebook: the nearest ``TODO`` heading in the markdown
+  above the cell, the function or class the region sits in with the first line of its docstring,
+  and the names the region must define for the code around it (the attributes an ``__init__`` sets,
+  the variables a function uses after the region, the names a top-level region assigns). Edit the
+  inserted text freely. In markdown cells a region becomes ``YOUR ANSWER HERE``;
 * ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` regions are removed, markers included;
 * outputs and execution counts are cleared, and so are Colab-only metadata (notebook ``colab``,
   ``widgets``, ``gpuClass``; cell ``colab``, ``id``, ``outputId``, ``executionInfo``,
@@ -63,7 +65,6 @@ _BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+\s*BEGIN SOLUTION\s*$")
 _END = re.compile(r"^[ \t]*#+\s*END SOLUTION\s*$")
 _BEGIN_HIDDEN = re.compile(r"^[ \t]*#+\s*BEGIN HIDDEN TESTS\s*$")
 _END_HIDDEN = re.compile(r"^[ \t]*#+\s*END HIDDEN TESTS\s*$")
-_AUTHOR_TODO = re.compile(r"^#\s*TODO:\s*(?P<text>.*)$")
 _TODO_HEADING = re.compile(r"^#+\s*(?P<text>TODO\b.*?)\s*$", re.MULTILINE)
 
 
@@ -177,34 +178,24 @@ def _quote(items: list[str]) -> str:
 def _describe(lines: list[str], begin: int, end: int, tree: ast.AST | None, heading: str | None) -> str:
     """What the region ``lines[begin+1:end]`` asks for, as one sentence or two (see module doc)."""
     region = lines[begin + 1:end]
-    author: list[str] = []
-    if region and _AUTHOR_TODO.match(region[0].strip()):
-        author.append(_AUTHOR_TODO.match(region[0].strip()).group("text"))
-        for line in region[1:]:
-            if not line.strip().startswith("#"):
-                break
-            author.append(line.strip().lstrip("#").strip())
-    if author:
-        what = " ".join(t for t in author if t)
+    cls, func = _enclosing_defs(tree, begin + 1)
+    names, attrs = _assigned(region)
+    if func is not None and func.name == "__init__" and cls is not None:
+        what = f"create the layers of `{cls.name}`"
+        doc = _first_doc_line(func) or _first_doc_line(cls)
+        what += f" ({doc.rstrip('.')})" if doc else ""
+        what += f"; the solution stores them as {_quote(attrs)}." if attrs else "."
+    elif func is not None:
+        qual = f"{cls.name}.{func.name}" if cls is not None else func.name
+        doc = _first_doc_line(func) or (_first_doc_line(cls) if func.name == "forward" else "")
+        what = f"write the body of `{qual}`" + (f": {doc}" if doc else "")
+        what += "" if what.endswith(".") else "."
+        loaded = _loaded_names(lines[end + 1:(func.end_lineno or len(lines))])
+        used = [n for n in names if n in loaded]
+        if used:
+            what += f" Set {_quote(used)}: the code below uses them."
     else:
-        cls, func = _enclosing_defs(tree, begin + 1)
-        names, attrs = _assigned(region)
-        if func is not None and func.name == "__init__" and cls is not None:
-            what = f"create the layers of `{cls.name}`"
-            doc = _first_doc_line(func) or _first_doc_line(cls)
-            what += f" ({doc.rstrip('.')})" if doc else ""
-            what += f"; the solution stores them as {_quote(attrs)}." if attrs else "."
-        elif func is not None:
-            qual = f"{cls.name}.{func.name}" if cls is not None else func.name
-            doc = _first_doc_line(func) or (_first_doc_line(cls) if func.name == "forward" else "")
-            what = f"write the body of `{qual}`" + (f": {doc}" if doc else "")
-            what += "" if what.endswith(".") else "."
-            loaded = _loaded_names(lines[end + 1:(func.end_lineno or len(lines))])
-            used = [n for n in names if n in loaded]
-            if used:
-                what += f" Set {_quote(used)}: the code below uses them."
-        else:
-            what = f"define {_quote(names)}." if names else "write the code for this step."
+        what = f"define {_quote(names)}." if names else "write the code for this step."
     if heading:
         number, _, title = heading.partition(":")
         prefix = f"{number.strip()} ({title.strip()})" if title.strip() else number.strip()
@@ -212,11 +203,20 @@ def _describe(lines: list[str], begin: int, end: int, tree: ast.AST | None, head
     return what[:1].upper() + what[1:]
 
 
-def _todo_block(indent: str, description: str) -> list[str]:
+def _todo_lines(indent: str, description: str) -> list[str]:
+    """The ``##TODO##`` line and its ``#   `` continuation lines, wrapped to 99 characters."""
     wrapped = textwrap.wrap(description, width=max(40, 99 - len(indent) - len(TODO_MARK) - 1),
                             break_long_words=False, break_on_hyphens=False)
-    block = [f"{indent}{TODO_MARK} {wrapped[0]}"] + [f"{indent}#   {w}" for w in wrapped[1:]]
-    return block + [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
+    return [f"{indent}{TODO_MARK} {wrapped[0]}"] + [f"{indent}#   {w}" for w in wrapped[1:]]
+
+
+def _has_todo_line(lines: list[str], begin: int) -> bool:
+    """Whether the region starting at ``lines[begin]`` has its ``##TODO##`` line (and continuations) right above."""
+    indent = _BEGIN.match(lines[begin]).group("indent")
+    i = begin - 1
+    while i >= 0 and lines[i].startswith(f"{indent}#   "):
+        i -= 1
+    return i >= 0 and lines[i].startswith(f"{indent}{TODO_MARK} ") and bool(lines[i][len(indent) + len(TODO_MARK):].strip())
 
 
 # ----------------------------------------------------------------------------- cells and notebooks
@@ -258,38 +258,78 @@ def _solution_regions(lines: list[str], where: str) -> list[tuple[int, int]]:
     return regions
 
 
-def template_source(source: str, cell_type: str, heading: str | None = None, where: str = "cell") -> str:
+def undescribed_regions(source: str, where: str = "cell") -> list[str]:
+    """One message per solution region of a code cell without its ``##TODO##`` line right above it."""
+    lines = source.split("\n")
+    return [f"{where}, line {begin + 1}: the solution region has no `{TODO_MARK} <what to implement>` line "
+            f"right above it (at its indentation). Write one, or run `python -m helpers.course.templates --fix` "
+            f"to insert a generated one."
+            for begin, _ in _solution_regions(lines, where) if not _has_todo_line(lines, begin)]
+
+
+def template_source(source: str, cell_type: str, where: str = "cell") -> str:
     """One cell's source with hidden tests removed and each solution region replaced (see module doc).
 
     Args:
         source: the solution cell's source.
         cell_type: ``"code"`` or ``"markdown"``.
-        heading: the ``TODO ...`` heading above the cell, used in the description.
         where: names the cell in error messages.
 
     Returns:
         The template cell's source.
+
+    Raises:
+        TemplateError: unmatched markers, or a code region without its ``##TODO##`` line.
     """
+    if cell_type == "code":
+        missing = undescribed_regions(source, where)
+        if missing:
+            raise TemplateError(missing[0])
     lines = _remove_hidden_tests(source.split("\n"), where)
-    regions = _solution_regions(lines, where)
-    if not regions:
-        return "\n".join(lines)
-    try:
-        tree = ast.parse("\n".join(lines)) if cell_type == "code" else None
-    except SyntaxError:  # IPython magics and the like: describe without the syntax tree
-        tree = None
     out: list[str] = []
     pos = 0
-    for begin, end in regions:
+    for begin, end in _solution_regions(lines, where):
         out += lines[pos:begin]
         indent = _BEGIN.match(lines[begin]).group("indent")
         if cell_type == "code":
-            out += _todo_block(indent, _describe(lines, begin, end, tree, heading))
+            out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
         else:
             out.append(f"{indent}YOUR ANSWER HERE")
         pos = end + 1
     out += lines[pos:]
     return "\n".join(out)
+
+
+def describe_regions(source: str, heading: str | None = None, where: str = "cell") -> str:
+    """``source`` with a generated ``##TODO##`` line inserted above each code region that has none.
+
+    Args:
+        source: a code cell of a solution notebook.
+        heading: the ``TODO ...`` heading above the cell, used in the description.
+        where: names the cell in error messages.
+
+    Returns:
+        The new source (``source`` itself when every region already has its line).
+    """
+    lines = source.split("\n")
+    regions = _solution_regions(lines, where)
+    missing = [begin for begin, _ in regions if not _has_todo_line(lines, begin)]
+    if not missing:
+        return source
+    # Describe from the code as students will see it: without hidden tests (they never contain regions).
+    visible = _remove_hidden_tests(lines, where)
+    try:
+        tree = ast.parse("\n".join(visible))
+    except SyntaxError:  # IPython magics and the like: describe without the syntax tree
+        tree = None
+    descriptions = [_describe(visible, b, e, tree, heading) for b, e in _solution_regions(visible, where)]
+    out: list[str] = []
+    pos = 0
+    for (begin, _), description in zip(regions, descriptions):
+        if begin in missing:
+            out += lines[pos:begin] + _todo_lines(_BEGIN.match(lines[begin]).group("indent"), description)
+            pos = begin
+    return "\n".join(out + lines[pos:])
 
 
 def make_template(solution: nbformat.NotebookNode, solution_name: str) -> nbformat.NotebookNode:
@@ -310,7 +350,7 @@ def make_template(solution: nbformat.NotebookNode, solution_name: str) -> nbform
         nb.metadata["language_info"] = {"name": nb.metadata["language_info"].get("name", "python")}
     used_ids = {c.get("id") for c in solution.cells}
     for i, cell in enumerate(nb.cells):
-        where = f"{solution_name}, cell {i}"
+        where = f"{solution_name}, cell {i} (id {cell.get('id')})"
         for key in COLAB_CELL_KEYS + RUN_CELL_KEYS:
             cell.metadata.pop(key, None)
         if not cell.get("id"):
@@ -321,7 +361,7 @@ def make_template(solution: nbformat.NotebookNode, solution_name: str) -> nbform
             cell.outputs = []
             cell.execution_count = None
         if cell.cell_type in ("code", "markdown"):
-            cell.source = template_source(cell.source, cell.cell_type, _todo_heading(solution.cells, i), where)
+            cell.source = template_source(cell.source, cell.cell_type, where)
     if NOTE_CELL_ID in used_ids:
         raise TemplateError(f"{solution_name}: the cell id {NOTE_CELL_ID!r} is reserved for the template note.")
     note = nbformat.v4.new_markdown_cell(
@@ -345,6 +385,37 @@ def render_template(solution_path: str | Path) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def _undescribed(solution: Path) -> list[str]:
+    """Every code region of ``solution`` without its ``##TODO##`` line, one message each."""
+    nb = nbformat.read(solution, as_version=4)
+    return [msg for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for msg in undescribed_regions(cell.source, f"{solution.name}, cell {i} (id {cell.get('id')})")]
+
+
+def fix_descriptions(root: str | Path = REPO_ROOT) -> list[str]:
+    """Insert a generated ``##TODO##`` line above every code region lacking one, in each lab's solution notebook.
+
+    Only the sources of those cells change (outputs and metadata are kept). Returns one line per
+    region described, naming notebook and cell.
+    """
+    done = []
+    for solution in lab_notebooks(root):
+        nb = nbformat.read(solution, as_version=4)
+        changed = False
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            where = f"{solution.name}, cell {i} (id {cell.get('id')})"
+            missing = undescribed_regions(cell.source, where)
+            if missing:
+                cell.source = describe_regions(cell.source, _todo_heading(nb.cells, i), where)
+                done += missing
+                changed = True
+        if changed:
+            nbformat.write(nb, solution)
+    return done
+
+
 def write_templates(root: str | Path = REPO_ROOT) -> list[Path]:
     """Write ``templates/<name>.ipynb`` for every lab notebook in ``root``; return the paths written."""
     written = []
@@ -364,7 +435,10 @@ def stale_templates(root: str | Path = REPO_ROOT) -> list[str]:
     for solution in solutions:
         dst = template_path(solution, root)
         rel = dst.relative_to(root)
-        if not dst.is_file():
+        undescribed = _undescribed(solution)
+        if undescribed:
+            problems += undescribed
+        elif not dst.is_file():
             problems.append(f"{rel}: missing (template of {solution.name})")
         elif dst.read_bytes() != render_template(solution).encode("utf-8"):
             problems.append(f"{rel}: stale, differs from what {solution.name} generates")
@@ -378,21 +452,32 @@ def stale_templates(root: str | Path = REPO_ROOT) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a template is stale")
+    parser.add_argument("--fix", action="store_true",
+                        help="first insert a generated ##TODO## line above each solution region lacking one")
     parser.add_argument("--root", default=str(REPO_ROOT), help="folder holding the solution notebooks")
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not lab_notebooks(root):
         parser.error(f"no lab notebook of helpers.course.labs in {root}")
+    if args.check and args.fix:
+        parser.error("--check writes nothing; run --fix first, then --check")
     try:
+        if args.fix:
+            for line in fix_descriptions(root):
+                print(f"described {line.split(': the solution region')[0]}")
         if args.check:
             problems = stale_templates(root)
             for line in problems:
-                print(f"STALE {line}", file=sys.stderr)
+                print(f"{'ERROR' if TODO_MARK in line else 'STALE'} {line}", file=sys.stderr)
             if problems:
-                print("Run `python -m helpers.course.templates` and commit the templates.", file=sys.stderr)
+                print("Run `python -m helpers.course.templates` (with `--fix` first when a region lacks its "
+                      "##TODO## line) and commit the notebooks and templates.", file=sys.stderr)
                 return 1
             print(f"Templates are up to date ({len(lab_notebooks(root))} notebooks).")
             return 0
+        undescribed = [msg for solution in lab_notebooks(root) for msg in _undescribed(solution)]
+        if undescribed:
+            raise TemplateError("\n".join(undescribed))
         for path in write_templates(root):
             print(f"wrote {path.relative_to(root)}")
         return 0
