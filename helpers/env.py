@@ -43,12 +43,12 @@ class Settings:
     profile: str | None = None              # GANLAB_PROFILE: smoke | quick | full; default full on a GPU, quick on a CPU
     device: str | None = None               # GANLAB_DEVICE: "cpu", "cuda", "cuda:1", "mps"; default CUDA > MPS > CPU
     data: Path | None = None                # GANLAB_DATA: folder with MNIST/, FashionMNIST/, malaria_sample/; default ./data
-    cache: Path | None = None               # GANLAB_CACHE: where MNIST downloads go when data is read-only; default ~/.cache/gan-lab/data
+    cache: Path | None = None               # GANLAB_CACHE: downloads (MNIST when data is read-only, IML-Malaria); default ~/.cache/gan-lab/data
     offline: bool = False                   # GANLAB_OFFLINE: 1/true/yes turns dataset downloads off (the tests set it)
     checkpoints: Path | None = None         # GANLAB_CHECKPOINTS: checkpoint root; default MyDrive/gan-lab in Colab, else ./checkpoints
     output: Path | None = None              # GANLAB_OUTPUT: figures root; default ./outputs
     inception_weights: Path | None = None   # GANLAB_INCEPTION_WEIGHTS: Inception FID weights; default torch hub's cache
-    malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default $GANLAB_DATA/malaria_sample, else data/malaria
+    malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default helpers.malaria.fetch.malaria_data_path
     drive_mount: Path | None = None         # GANLAB_DRIVE_MOUNT: where Colab mounts Google Drive; default /content/drive
 
 
