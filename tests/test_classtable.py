@@ -176,6 +176,32 @@ def test_merge_hand_scores_adds_columns_and_totals(reports, tmp_path):
     assert "q_ema" not in table.read_text()
 
 
+def test_the_labs_answer_cells_are_the_hand_score_columns(reports, tmp_path):
+    """The ids of the real answer cells (grade.answer_cells) are the columns of the hand-score CSV, and their
+    points in ANSWER_POINTS its (max points) row."""
+    import nbformat
+
+    from helpers.course.grade import answer_cells
+    from helpers.course.labs import ANSWER_POINTS, lab_named
+
+    solution = nbformat.read(lab_named("vanilla").notebook_path(), as_version=4)
+    by_hand = answer_cells(solution, solution)
+    ids = [a["id"] for a in by_hand]
+    assert ids and all(i.startswith("vanilla.answer_") for i in ids)
+    reports = [dict(r, by_hand=by_hand) for r in reports]
+    table = write_class_table(reports, tmp_path / "class.csv")["csv"]
+    hand = tmp_path / "hand.csv"
+    hand.write_text("\n".join([",".join(["student", *ids]), ",".join([MAX_ROW, *(f"{ANSWER_POINTS[i]:g}" for i in ids)]),
+                               ",".join(["alice", *(f"{ANSWER_POINTS[i]:g}" for i in ids)])]) + "\n", encoding="utf-8")
+    result = merge_hand_scores(table, hand, tmp_path / "merged.csv")
+    assert result["columns"] == ids
+    by = {r["student"]: r for r in _read(tmp_path / "merged.csv")}
+    hand_max = sum(ANSWER_POINTS[i] for i in ids)
+    assert float(by[MAX_ROW]["max"]) == 6 + hand_max and float(by["alice"]["total"]) == 6 + hand_max
+    text = write_feedback(reports[0], tmp_path / "alice.feedback.md").read_text()
+    assert all(f"{a['title']} (cell {a['cell']}, `{a['id']}`)" in text for a in by_hand), text
+
+
 def test_merge_without_max_row_keeps_max(reports, tmp_path):
     table = write_class_table(reports, tmp_path / "class.csv")["csv"]
     hand = tmp_path / "hand.csv"

@@ -11,10 +11,10 @@ import nbformat
 import pytest
 
 from helpers.course.grade import answer_cells, grade, hidden_tests, infer_lab, main
-from helpers.course.labs import LABS, POINTS, lab_named, lab_points
+from helpers.course.labs import ANSWER_POINTS, LABS, POINTS, answer_cell_id, lab_answer_points, lab_named, lab_points
 
 from conftest import REPO_ROOT
-from grade_support import VANILLA, template, tiny, write
+from grade_support import VANILLA, cell_index, template, tiny, write
 
 VANILLA_CHECKS = ["vanilla.generator", "vanilla.discriminator", "vanilla.losses", "vanilla.train_step",
                   "vanilla.generate", "vanilla.generator_latent_dim", "vanilla.train_step_batch",
@@ -42,7 +42,7 @@ def test_the_solution_gets_full_marks(solution_report):
     assert report["problems"] == [] and report["tampering"] == [] and report["grader_errors"] == []
     assert report["execution"]["errored_cells"] == [] and report["execution"]["stopped"] is None
     assert report["execution"]["cells_run"] == report["execution"]["code_cells"]
-    assert report["by_hand"] == [] and report["all_passed"] is True
+    assert [a["id"] for a in report["by_hand"]] == list(lab_answer_points("vanilla")) and report["all_passed"] is True
     assert not os.path.exists(report["workdir"])  # the scratch folder is gone
 
 
@@ -64,7 +64,9 @@ def test_the_template_gets_no_points(tmp_path):
     assert "passed" not in statuses.values(), statuses
     assert report["contract"]["status"] in ("failed", "not implemented")
     errored = report["execution"]["errored_cells"]
-    assert errored[0]["cell"] == 11 and errored[0]["ename"] == "NotImplementedError" and errored[0]["todo"]
+    # The first error is the generator's check: the first TODO cell only defines the class.
+    assert errored[0]["cell"] == cell_index(template(), "check_generator(Generator") + 1
+    assert errored[0]["ename"] == "NotImplementedError"
     assert report["execution"]["cells_run"] == report["execution"]["code_cells"]  # later cells still ran
     assert report["points"] == 0 and report["max_points"] == sum(lab_points("vanilla").values())
     assert report["problems"] == []  # nothing hostile: simply nothing implemented
@@ -99,15 +101,38 @@ def test_a_hidden_region_without_an_id_is_refused(tmp_path):
 
 
 def test_answer_cells_are_listed_for_grading_by_hand():
+    md = nbformat.v4.new_markdown_cell
     sol = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("### Question 1: why a sigmoid?\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
-        nbformat.v4.new_markdown_cell("Just text"),
-        nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")])
+        md("## 1 · Architectures\n\nSome teaching text."),
+        md("### Question: Why a sigmoid?\n\nExplain in two sentences."),
+        md("### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
+        md("Just text"),
+        nbformat.v4.new_code_cell("##TODO## x\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"),
+        md("### Question 2: not in the table?\n### BEGIN SOLUTION\nNo.\n### END SOLUTION")])
     for i, cell in enumerate(sol.cells):
         cell["id"] = f"c{i}"
-    sub = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("note"), *[nbformat.from_dict(c) for c in sol.cells]])
+    sol.cells[2]["id"] = "vanilla-answer-dc"  # the cell of the ANSWER_POINTS row vanilla.answer_dc
+    sub = nbformat.v4.new_notebook(cells=[md("note"), *[nbformat.from_dict(c) for c in sol.cells]])
     sub.cells[0]["id"] = "note"
-    assert answer_cells(sol, sub) == [{"id": "c0", "cell": 2, "title": "Question 1: why a sigmoid?"}]
+    assert answer_cells(sol, sub) == [
+        {"id": "vanilla.answer_dc", "cell": 4, "title": "Why a sigmoid?", "points": ANSWER_POINTS["vanilla.answer_dc"]},
+        {"id": "c5", "cell": 7, "title": "Question 2: not in the table?", "points": None}]
+    del sub.cells[3]
+    assert answer_cells(sol, sub)[0]["cell"] is None  # the student deleted the answer cell
+
+
+def test_every_question_has_an_answer_cell_with_points():
+    for lab in LABS:
+        nb = nbformat.read(lab.notebook_path(), as_version=4)
+        answers = answer_cells(nb, nb)
+        assert sorted(a["id"] for a in answers) == sorted(lab_answer_points(lab.name)), lab.name
+        assert all(a["title"].endswith("?") for a in answers), answers
+        assert all(a["points"] == ANSWER_POINTS[a["id"]] > 0 for a in answers)
+        template_cells = {c.id: c for c in template(lab.notebook_path()).cells}
+        for a in answers:  # the student sees the question, and nothing of the model answer
+            assert template_cells[answer_cell_id(a["id"])].source == "YOUR ANSWER HERE", a["id"]
+    assert set(ANSWER_POINTS) == {a for lab in LABS for a in lab_answer_points(lab.name)}
+    assert not set(ANSWER_POINTS) & set(POINTS)  # hand-graded points stay out of the automatic totals
 
 
 def test_unreadable_notebook_and_usage_errors(tmp_path, capsys):

@@ -43,7 +43,7 @@ The report (``<stem>.grade.json``)::
      "checks": [{"id", "title", "kind": "visible"|"hidden"|"contract", "points", "max_points",
                  "status": "passed"|"failed"|"not implemented"|"error"|"not run", "message"}],
      "contract": {"status", "message", "items": [{"id", "requirement", "status", "ok", "message", "hint"}]},
-     "by_hand": [{"id", "cell", "title"}],        # answer cells: markdown with ### BEGIN SOLUTION
+     "by_hand": [{"id", "cell", "title", "points"}],  # answer cells (ANSWER_POINTS), graded by hand
      "problems": [str], "tampering": [str],
      "execution": {"code_cells", "cells_run", "stopped": None|"timeout"|"process died", "stopped_cell_number",
                    "stopped_phase", "errored_cells": [{"cell", "ename", "evalue", "todo"}], "notes", "exit_code"},
@@ -76,7 +76,8 @@ import nbformat
 
 from helpers.course import classtable, grade_checkpoint, grade_class
 from helpers.env import settings
-from helpers.course.labs import LABS, POINTS, REPO_ROOT, lab_named, lab_names, lab_points
+from helpers.course.labs import (ANSWER_POINTS, LABS, POINTS, REPO_ROOT, answer_cell_id, lab_named, lab_names,
+                                lab_points)
 from helpers.course.grade_runner import PROGRESS_NAME, SMOKE_CELL
 from helpers.course.templates import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
 
@@ -132,17 +133,43 @@ def hidden_tests(notebook: str | Path) -> list[dict[str, str]]:
     return tests
 
 
-def answer_cells(solution: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> list[dict[str, Any]]:
-    """Markdown cells with a ``### BEGIN SOLUTION`` region in the solution: graded by hand.
+def _question(cells: list, index: int) -> str:
+    """The question answer cell ``index`` answers, from the markdown cell right before it.
 
-    ``cell`` is the 1-based position of the cell with the same id in the submission (None if gone).
+    Its last ``### Question: ...`` heading (the text after ``Question:``), else its last heading, else its
+    last line ending in ``?``; without such a cell, the text of the answer cell before its region.
+    """
+    before = next((c for c in reversed(cells[:index]) if c.cell_type == "markdown"), None)
+    lines = [ln.strip() for ln in before.source.split("\n") if ln.strip()] if before is not None else []
+    headings = [ln.lstrip("#").strip() for ln in lines if ln.startswith("#")]
+    asked = [h for h in headings if h.lower().startswith("question")]
+    if asked:
+        text = asked[-1]
+        return text.split(":", 1)[1].strip() if re.match(r"(?i)question\s*:", text) else text
+    if headings or any(ln.endswith("?") for ln in lines):
+        return headings[-1] if headings else [ln for ln in lines if ln.endswith("?")][-1]
+    own = cells[index].source.split("\n")
+    return next((ln.lstrip("#").strip() for ln in own if ln.strip() and not _BEGIN.match(ln)), "")
+
+
+def answer_cells(solution: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    """The answer cells of the solution (markdown cells with a ``### BEGIN SOLUTION`` region): graded by hand.
+
+    One record per cell, in notebook order: ``id`` is its row in ``ANSWER_POINTS`` (the cell with id
+    ``<lab>-answer-<name>`` is the row ``<lab>.answer_<name>``; a cell in no row keeps its cell id), the
+    column of the hand-score CSV that ``grade merge`` reads; ``cell`` the 1-based position of the cell
+    with the same id in the submission (None if gone); ``title`` the question it answers (see
+    :func:`_question`); ``points`` its points in ``ANSWER_POINTS`` (None if it has no row).
     """
     positions = {c.get("id"): i + 1 for i, c in enumerate(submission.cells)}
+    rows = {answer_cell_id(answer): answer for answer in ANSWER_POINTS}
     found = []
-    for cell in solution.cells:
+    for index, cell in enumerate(solution.cells):
         if cell.cell_type == "markdown" and any(_BEGIN.match(line) for line in cell.source.split("\n")):
-            title = next((ln.lstrip("#").strip() for ln in cell.source.split("\n") if ln.strip()), "")
-            found.append({"id": cell.get("id"), "cell": positions.get(cell.get("id")), "title": title[:200]})
+            answer = rows.get(cell.get("id"))
+            found.append({"id": answer or cell.get("id"), "cell": positions.get(cell.get("id")),
+                          "title": _question(solution.cells, index)[:200],
+                          "points": ANSWER_POINTS.get(answer) if answer else None})
     return found
 
 

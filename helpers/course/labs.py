@@ -48,7 +48,7 @@ LABS: list[Lab] = [
     Lab("cwgan", "lab8_cwgan.ipynb", "templates/lab8_cwgan.ipynb", "helpers.checks.cwgan", CWGAN,
         dataset="fashion_mnist", bench=True),
     Lab("malaria", "dcgan_malaria.ipynb", "templates/dcgan_malaria.ipynb", "helpers.checks.malaria", MALARIA,
-        dataset=None, bench=False),
+        dataset=None, bench=True),
 ]
 
 # Points of every graded check, all labs: visible checks (registered in helpers/checks/<lab>.py as GRADED),
@@ -87,6 +87,28 @@ POINTS: dict[str, float] = {
     "malaria.generate_64": 1,               # hidden
 }
 
+# Points of the answer cells, all labs: the handout's questions, answered in markdown cells whose whole
+# content is a ### BEGIN SOLUTION region, graded by hand (helpers.course.grade lists them; `grade merge`
+# adds the scores). Not part of the automatic totals. The row "<lab>.answer_<name>" is the answer cell
+# with id "<lab>-answer-<name>" (answer_cell_id); its points go into its nbgrader metadata.
+ANSWER_POINTS: dict[str, float] = {
+    "vanilla.answer_dc": 1,                 # What does "DC" in DCGAN mean?
+    "vanilla.answer_latent": 1,             # What is the 100?
+    "vanilla.answer_distribution": 2,       # The distribution of G's output; are all digits equally likely?
+    "cwgan.answer_gan_problems": 2,         # What is tricky about the original GAN?
+    "cwgan.answer_conditioning": 2,         # How does the conditioning work here?
+    "cwgan.answer_business_use": 1,         # What is a business use of conditional GANs?
+    "malaria.answer_checkerboard": 2,       # What causes checkerboard artifacts, and how can they be avoided?
+    "malaria.answer_multitask_d": 2,        # How does D behave with the classification head?
+    "malaria.answer_head_generator": 2,     # Does the classification head affect the generator?
+    "malaria.answer_experiments": 2,        # What do the experiments (batch size, epochs, optimizer) show?
+}
+
+
+def answer_cell_id(answer: str) -> str:
+    """The notebook cell id of an :data:`ANSWER_POINTS` row: ``"vanilla.answer_dc"`` -> ``"vanilla-answer-dc"``."""
+    return answer.replace(".", "-").replace("_", "-")
+
 
 def lab_named(name: str) -> Lab:
     """The lab called ``name``; ``KeyError`` listing the names when there is none."""
@@ -103,3 +125,8 @@ def lab_names() -> list[str]:
 def lab_points(name: str) -> dict[str, float]:
     """The rows of :data:`POINTS` that belong to lab ``name``."""
     return {check: points for check, points in POINTS.items() if check.split(".", 1)[0] == name}
+
+
+def lab_answer_points(name: str) -> dict[str, float]:
+    """The rows of :data:`ANSWER_POINTS` that belong to lab ``name``."""
+    return {answer: points for answer, points in ANSWER_POINTS.items() if answer.split(".", 1)[0] == name}
