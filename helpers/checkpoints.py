@@ -1,7 +1,8 @@
 """Checkpoints that survive a Colab disconnect and never lose a student's work.
 
 * Written atomically: the state goes to a temporary file in the same folder, is flushed to
-  disk, then ``os.replace`` swaps it in. A crash mid-write leaves the previous file intact.
+  disk, then ``os.replace`` swaps it in and the folder is fsynced (the rename is durable too).
+  A crash mid-write leaves the previous file intact.
 * Two files per lab: ``last.pt`` (resume from here) and ``best.pt`` (lowest tracked score).
 * Loaded with ``torch.load(..., weights_only=True)``: tensors, numbers, strings, lists and
   dicts only. A pickle that would run code is refused.
@@ -71,7 +72,7 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
+    """``torch.save`` to a temporary file beside ``path``, fsync, ``os.replace``, then fsync the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -87,7 +88,26 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
     return path
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """fsync a folder, so a rename inside it survives a crash (or a Colab disconnect) as well as the file does.
+
+    Best effort: Windows cannot open a folder, and some file systems (FUSE mounts such as Google Drive's)
+    refuse to fsync one; the file's own data is fsynced before the rename either way.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def safe_load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -1,4 +1,6 @@
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -204,3 +206,29 @@ def test_nan_loss_stops_training_and_keeps_last_checkpoint(tmp_path):
         fit(lambda x: {"loss": torch.tensor(float("nan"))}, batches, 1, {"M": model}, {"M": opt}, tmp_path / "n")
     assert (tmp_path / "last.pt").read_bytes() == before
     assert not (tmp_path / "n" / "last.pt").exists()
+
+
+def test_every_checkpoint_is_fsynced_and_then_its_folder_after_the_rename(tmp_path, monkeypatch):
+    """A rename is durable only once its folder is fsynced: a Colab disconnect right after an epoch keeps it."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        events.append(("fsync folder" if stat.S_ISDIR(info.st_mode) else "fsync file", info.st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    model, opt = _setup()
+    manager = CheckpointManager(tmp_path / "vanilla")
+    assert manager.save(manager.state(1, {"M": model}, {"M": opt}, {}), score=1.0)  # last.pt, then best.pt
+    folder = (tmp_path / "vanilla").stat().st_ino
+    assert [kind for kind, _ in events] == ["fsync file", "replace", "fsync folder"] * 2, events
+    for i in (0, 3):
+        assert events[i][1] == events[i + 1][1], "the file fsynced is not the one renamed"
+        assert events[i + 2][1] == folder, "the folder fsynced is not the checkpoint's"
