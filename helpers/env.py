@@ -253,6 +253,38 @@ def flush_writes() -> None:
         os.sync()
 
 
+def finish_lab(env: LabEnv) -> None:
+    """A lab's last cell: in Colab with Google Drive mounted, write everything to Drive and unmount it.
+
+    Colab uploads what is written under the mount in the background; ``drive.flush_and_unmount()`` returns
+    when every file (checkpoints, model files, a fetched dataset) is on Drive. Only in a lab's last cell:
+    a later cell writing to Drive would need the mount again. Anywhere else it says there is nothing to do.
+
+    Args:
+        env: the lab's :class:`LabEnv`, from :func:`setup_lab`.
+    """
+    mount = drive_mount()
+    if not env.colab:
+        print(f"Nothing to do here (not in Colab): checkpoints are in {shown_path(env.path_to_checkpoint)}, "
+              f"written to disk after every epoch.")
+        return
+    if not (mount / "MyDrive").is_dir():
+        print(f"Nothing to do: Google Drive is not mounted. Checkpoints are in {env.path_to_checkpoint}, on this "
+              f"runtime's own disk, lost when the runtime ends: download the ones you need (Files panel, right-click).")
+        return
+    flush_writes()
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+
+        drive.flush_and_unmount()
+    except Exception as err:  # noqa: BLE001 - the lab is done; say what happened instead of failing its last cell
+        print(f"WARNING: Google Drive could not be flushed and unmounted ({type(err).__name__}: {err}). Files "
+              f"written in the last minutes may not be on Drive yet: wait a few minutes before closing this tab.")
+        return
+    print(f"Google Drive flushed and unmounted: everything under {mount} is saved (checkpoints in "
+          f"{env.path_to_checkpoint}). To go on working, run the notebook again from the top.")
+
+
 def checkpoint_root(colab: bool | None = None) -> Path:
     """``$GANLAB_CHECKPOINTS``, else ``MyDrive/gan-lab`` on the mounted Drive in Colab, else ``./checkpoints``."""
     root = settings().checkpoints

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from helpers import env as env_mod
-from helpers.env import by_profile, resolve_profile, seed_everything, setup_lab, shown_path
+from helpers.env import by_profile, finish_lab, resolve_profile, seed_everything, setup_lab, shown_path
 from helpers.course.release import REPO_TAG, REPO_URL
+from helpers.course.setup_cell import SETUP_CELL_INDEX, render_setup_cell
 from helpers.sampling import check_count, seeded_noise
 
 from conftest import REPO_ROOT
@@ -87,10 +88,11 @@ def test_the_vanilla_lab_is_there():
 
 
 @pytest.mark.parametrize("name", LAB_NOTEBOOKS)
-def test_bootstrap_cell_pins_the_release_of_helpers_release(name):
-    first_code = next(c for c in nbformat.read(REPO_ROOT / name, as_version=4).cells if c.cell_type == "code")
-    assert f'REPO_URL = "{REPO_URL}"' in first_code.source
-    assert f'REPO_TAG = "{REPO_TAG}"' in first_code.source
+def test_setup_cell_is_the_canonical_one_pinned_in_helpers_release(name):
+    cell = nbformat.read(REPO_ROOT / name, as_version=4).cells[SETUP_CELL_INDEX]
+    assert cell.source == render_setup_cell(REPO_URL, REPO_TAG), (
+        f"{name}: cell {SETUP_CELL_INDEX} is not the setup cell of helpers/course/setup_cell.py for {REPO_URL} at "
+        f"{REPO_TAG}; run `python -m helpers.course.setup_cell` and regenerate the templates")
 
 
 def test_settings_read_the_environment_at_call_time(monkeypatch, tmp_path):
@@ -235,3 +237,34 @@ def test_a_checkpoint_folder_on_drive_falls_back_with_a_warning_when_the_mount_f
     assert env.path_to_checkpoint == (colab_runtime / "checkpoints" / "vanilla").resolve()
     assert "WARNING: Google Drive could not be mounted" in capsys.readouterr().out
     assert not (colab_runtime / "drive").exists()
+
+
+def test_finish_lab_flushes_and_unmounts_drive_only_in_colab_with_drive_mounted(colab_runtime, monkeypatch, capsys):
+    _fake_colab(monkeypatch, lambda path: (path / "MyDrive").mkdir(parents=True))
+    flushed = []
+    sys.modules["google.colab"].drive.flush_and_unmount = lambda **kwargs: flushed.append(kwargs)
+    env = setup_lab("vanilla", profile="smoke", device="cpu")
+    assert env.colab and env.path_to_checkpoint.is_relative_to(colab_runtime / "drive" / "MyDrive")
+    capsys.readouterr()
+    finish_lab(env)
+    assert flushed == [{}] and "Google Drive flushed and unmounted" in capsys.readouterr().out
+
+    finish_lab(dataclasses.replace(env, colab=False))  # the same run outside Colab: nothing to flush
+    assert len(flushed) == 1 and "Nothing to do here (not in Colab)" in capsys.readouterr().out
+
+    (colab_runtime / "drive" / "MyDrive").rename(colab_runtime / "unmounted")  # Colab, Drive not mounted
+    finish_lab(env)
+    assert len(flushed) == 1 and "Google Drive is not mounted" in capsys.readouterr().out
+
+
+def test_finish_lab_says_when_drive_could_not_be_flushed(colab_runtime, monkeypatch, capsys):
+    _fake_colab(monkeypatch, lambda path: (path / "MyDrive").mkdir(parents=True))
+
+    def fail(**kwargs):
+        raise ValueError("flush timed out")
+
+    sys.modules["google.colab"].drive.flush_and_unmount = fail
+    env = setup_lab("cwgan", profile="smoke", device="cpu")
+    finish_lab(env)  # the lab's last cell does not fail: it warns
+    out = capsys.readouterr().out
+    assert "WARNING: Google Drive could not be flushed" in out and "flush timed out" in out
