@@ -1,8 +1,13 @@
 import json
+from pathlib import Path
 
 import nbformat
+import pytest
 
 from helpers.course import bench
+from helpers.course.labs import LABS
+
+from conftest import REPO_ROOT
 
 
 def test_summarise_computes_speed_and_time_to_target():
@@ -25,21 +30,118 @@ def test_summarise_computes_speed_and_time_to_target():
     assert bench.summarise("vanilla", raw, 12.0)["seconds_to_target"] is None
 
 
-def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
+def _malaria_raw(per_epoch, final):
+    return {
+        "epoch_end": [5, 10, 15],
+        "epoch_seconds": [3.0, 1.0, 1.0],
+        "images_per_step": 32,
+        "per_epoch": {"val_macro_f1": per_epoch},
+        "metrics": {"val_macro_f1": final},
+        "config": {},
+        "contract": {"status": "passed", "items": []},
+        "peak_memory": {"rss_mb": 900.0, "cuda_mb": None},
+        "task1_train_seconds": 4.0,
+    }
+
+
+def test_summarise_malaria_reads_the_macro_f1_curve_and_undefined_epochs():
+    s = bench.summarise("malaria", _malaria_raw([None, 0.4, 0.6], 0.6), wall_seconds=30.0)
+    assert s["per_epoch_val_macro_f1"] == [None, 0.4, 0.6] and s["per_epoch_train_seconds"] == [3.0, 4.0, 5.0]
+    assert s["seconds_to_target"] == 5.0 and s["meets_target"] is True  # 0.6 >= 0.5 after the third epoch
+    assert s["train_images_per_second"] == 15 * 32 / 5.0 and s["task1_train_seconds"] == 4.0
+    assert s["peak_memory_mb"] == 900.0 and "RSS" in s["peak_memory_kind"]
+    s = bench.summarise("malaria", _malaria_raw([None, None, None], None), wall_seconds=30.0)
+    assert s["seconds_to_target"] is None and s["meets_target"] is False
+    raw = _malaria_raw([0.1, 0.2, 0.3], 0.3)
+    raw["peak_memory"] = {"rss_mb": 2000.0, "cuda_mb": 512.0}  # on a GPU, CUDA's peak is the figure
+    s = bench.summarise("malaria", raw, wall_seconds=30.0)
+    assert s["peak_memory_mb"] == 512.0 and s["peak_memory_kind"] == "CUDA peak allocated"
+
+
+def test_the_registry_chooses_the_labs_and_each_has_a_target(tmp_path, monkeypatch):
+    assert bench.BENCH_LABS == [lab.name for lab in LABS if lab.bench]
+    assert set(bench.BENCH_LABS) == {"vanilla", "cwgan", "malaria"} and set(bench.BENCH_LABS) <= set(bench.TARGETS)
+    ran = []
+
+    def fake_run_lab(lab, profile, workdir, timeout, keep=None):  # no notebook: only which labs main runs
+        ran.append(lab)
+        return {"lab": lab, "per_epoch_train_seconds": [1.0], "per_epoch_" + bench.TARGETS[lab][0]: [0.5]}
+
+    monkeypatch.setattr(bench, "run_lab", fake_run_lab)
+    monkeypatch.setattr(bench, "to_markdown", lambda report: "")
+    assert bench.main(["--profile", "smoke", "--out", str(tmp_path)]) == 0
+    assert ran == bench.BENCH_LABS
+
+
+def test_committed_results_stay_readable():
+    """The committed result files (written before Lab 3 was benchmarked) still render, and every field
+    they have is still written, with the same meaning, by today's summarise."""
+    new_keys = set(bench.summarise("malaria", _malaria_raw([0.1, 0.2, 0.3], 0.3), 1.0))
+    files = sorted((REPO_ROOT / "results").glob("bench_*.json"))
+    assert files
+    for path in files:
+        report = json.loads(path.read_text())
+        md = bench.to_markdown(report)
+        for r in report["results"]:
+            assert f"| {r['lab']} | {r['epochs']} |" in md
+            old = set(r) - {"per_epoch_" + bench.TARGETS[r["lab"]][0]}  # the per-epoch key is named after the lab's metric
+            assert old <= new_keys, (path.name, old - new_keys)
+        assert bench.plot_metric_against_time(report, Path("/nonexistent/plot.png")) is None  # no per-epoch seconds then
+
+
+def test_the_plot_has_one_line_per_lab_against_training_seconds(tmp_path):
+    results = [bench.summarise("malaria", _malaria_raw([None, 0.4, 0.6], 0.6), 1.0),
+               {"lab": "vanilla", "per_epoch_train_seconds": [10.0, 20.0], "per_epoch_recognised": [0.5, 0.7]}]
+    report = {"profile": "quick", "environment": {"device": "cpu", "device_name": "x86_64"}, "results": results}
+    ax = bench.metric_figure(report).axes[0]
+    curves = [line for line in ax.lines if not line.get_label().startswith("_")]  # thresholds are unlabelled
+    assert [line.get_label() for line in curves] == ["malaria: val_macro_f1", "vanilla: recognised"]
+    assert list(curves[1].get_xdata()) == [10.0, 20.0] and list(curves[1].get_ydata()) == [0.5, 0.7]
+    assert sorted(line.get_ydata()[0] for line in ax.lines if line.get_label().startswith("_")) == [0.5, 0.9]
+    assert bench.plot_metric_against_time(report, tmp_path / "p.png").stat().st_size > 10_000
+
+
+def _smoke_report(tmp_path, monkeypatch, lab):
     monkeypatch.setenv("GANLAB_DEVICE", "cpu")
-    assert bench.main(["--profile", "smoke", "--labs", "vanilla", "--out", str(tmp_path),
+    assert bench.main(["--profile", "smoke", "--labs", lab, "--out", str(tmp_path),
                        "--notebooks", str(tmp_path / "nb")]) == 0
     report = json.loads((tmp_path / "bench_smoke_cpu.json").read_text())
     env = report["environment"]
     assert env["device"] == "cpu" and env["torch"] == __import__("torch").__version__
     assert report["command"].startswith("python -m helpers.course.bench --profile smoke")
+    assert all(len(report["load_average"][k]) == 3 for k in ("start", "end"))
     (r,) = report["results"]
-    assert r["lab"] == "vanilla" and r["epochs"] == 2 and r["train_images_per_second"] > 0
+    key = bench.TARGETS[lab][0]
+    assert r["lab"] == lab and r["epochs"] == 2 and r["train_images_per_second"] > 0 and r["target_metric"] == key
+    assert len(r["per_epoch_" + key]) == 2
+    assert r["per_epoch_train_seconds"][-1] == pytest.approx(r["train_seconds"], abs=0.1)
+    assert 0 < r["per_epoch_train_seconds"][0] < r["per_epoch_train_seconds"][1]
+    assert r["peak_memory_mb"] > 100 and r["peak_memory"]["cuda_mb"] is None  # the kernel's RSS: torch alone is more
+    assert all(len(r["load_average"][k]) == 3 for k in ("start", "end"))
+    assert r["generate_contract"] == "passed"  # the one contract, checked by helpers.course.probe in the kernel
+    md = (tmp_path / "bench_smoke_cpu.md").read_text()
+    assert f"| {lab} | 2 |" in md and "torch " + env["torch"] in md and "Load average" in md
+    assert report["plot"] == "bench_smoke_cpu.png" and (tmp_path / "bench_smoke_cpu.png").stat().st_size > 10_000
+    assert "](bench_smoke_cpu.png)" in md
+    return r, md
+
+
+def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
+    r, md = _smoke_report(tmp_path, monkeypatch, "vanilla")
     m = r["metrics"]
     assert abs(sum(m["class_histogram"]) - 1) < 1e-6 and 0 <= m["confident_fraction"] <= 1
     assert "real_floor" in m
-    assert r["generate_contract"] == "passed"  # the one contract, checked by helpers.course.probe in the kernel
-    md = (tmp_path / "bench_smoke_cpu.md").read_text()
-    assert "| vanilla | 2 |" in md and "torch " + env["torch"] in md
     executed = nbformat.read(tmp_path / "nb" / "vanilla_smoke.ipynb", as_version=4)  # kept for its figures
     assert any(o.get("output_type") == "display_data" for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_bench_runs_malaria_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
+    r, md = _smoke_report(tmp_path, monkeypatch, "malaria")
+    m = r["metrics"]
+    assert r["task1_train_seconds"] > 0 and "val_macro_f1 >= 0.5" in md
+    assert m["num_val_patches"] > 3 and set(m["val_f1_per_stage"]) == {"ring", "trophozoite", "schizont", "gametocyte"}
+    defined = [v for v in m["val_f1_per_stage"].values() if v is not None]
+    assert m["val_macro_f1"] == (pytest.approx(sum(defined) / len(defined)) if defined else None)
+    last_epoch = r["per_epoch_val_macro_f1"][-1]  # the run's own last-epoch value; the probe recomputes the final one
+    assert (m["val_macro_f1"] is None) if last_epoch is None else m["val_macro_f1"] == pytest.approx(last_epoch, abs=1e-4)
+    assert m["feature_frechet_distance"] >= 0 and m["real_floor"]["feature_frechet_distance"] >= 0

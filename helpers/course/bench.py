@@ -1,23 +1,29 @@
 """Benchmark: train each lab in a chosen profile and report speed and quality.
 
-    python -m helpers.course.bench --profile full --labs vanilla cwgan
-    python -m helpers.course.bench --profile smoke --labs vanilla --out /tmp/bench     # what the tests run
+    python -m helpers.course.bench --profile full                      # every lab with bench=True in LABS
+    python -m helpers.course.bench --profile smoke --labs vanilla malaria --out /tmp/bench   # what the tests run
 
 Each lab notebook is executed top to bottom in a fresh kernel (the same code students run, no
-copy of it here), then a probe cell appended to it measures the trained generator with the
-project's own classifiers (``helpers.metrics``) and checks ``generate`` with the one contract
-(``helpers.course.probe``, a module the kernel imports). Writes ``bench_<profile>_<device>.json`` and a
-Markdown table beside it, and prints the table. Every figure carries the device, the software
-versions and the command that produced it.
+copy of it here), then a probe cell appended to it measures the trained networks (the generators
+with the project's own classifiers, ``helpers.metrics``; Lab 3's stage head on the validation
+patches) and checks ``generate`` with the one contract (``helpers.course.probe``, a module the
+kernel imports). Writes ``bench_<profile>_<device>.json``, a Markdown report and a plot of each
+lab's target metric against training seconds (``.png``) beside it, and prints the report. Every
+figure carries the device, the software versions, the command that produced it and the machine's
+load average at the start and end of each run (other work on the machine slows a benchmark down).
 
+The labs measured are those whose registry record (``helpers.course.labs.LABS``) has ``bench=True``.
 Targets reported against (issue 7): vanilla on a GPU, >= 90% of generated digits classified with
 confidence >= 0.9 and every digit between 5% and 15% of samples; cWGAN-GP, >= 95% conditional
-accuracy.
+accuracy. Lab 3 (malaria) has no course target: the benchmark tracks the multi-task head's
+macro-F1 on the validation fields (mean F1 over the stages whose F1 is defined) against 0.5, a
+provisional threshold.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -37,8 +43,20 @@ from helpers.course.probe import BENCH_MARK
 from helpers.course.run_notebook import REPO_ROOT, execute_notebook
 
 BENCH_LABS = [lab.name for lab in LABS if lab.bench]
-# Per-epoch metric and threshold that define "reached the quality target".
-TARGETS = {"vanilla": ("recognised", 0.90), "cwgan": ("conditional_accuracy", 0.95)}
+# Per-epoch metric and threshold that define "reached the quality target" (each in [0, 1]).
+TARGETS = {
+    "vanilla": ("recognised", 0.90),             # share of digits the MNIST classifier is >= 0.9 sure of
+    "cwgan": ("conditional_accuracy", 0.95),     # share of samples classified as the class asked for
+    "malaria": ("val_macro_f1", 0.50),           # stage head, validation fields; provisional: no course target
+}
+
+
+def load_average() -> list[float] | None:
+    """The machine's load average over 1, 5 and 15 minutes (None where the OS has none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # Windows
+        return None
 
 
 def environment() -> dict:
@@ -73,14 +91,19 @@ def _parse_probe(nb) -> dict:
 
 
 def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
-    """Speed, time to target and final quality from one lab's probe output."""
+    """Speed, time to target, peak memory and final quality from one lab's probe output.
+
+    ``per_epoch_<metric>`` and ``per_epoch_train_seconds`` (training seconds at the end of each
+    epoch, ``on_epoch_end`` evaluation excluded) are the metric-against-time curve. An epoch whose
+    metric is undefined (Lab 3: no stage with a defined F1) is ``None``.
+    """
     seconds = raw["epoch_seconds"]
     steps = [b - a for a, b in zip([0] + raw["epoch_end"][:-1], raw["epoch_end"])]
     train_seconds = float(sum(seconds))
     images = sum(steps) * raw["images_per_step"]
     key, threshold = TARGETS[lab]
     per_epoch = raw["per_epoch"].get(key, [])
-    reached = next((i for i, v in enumerate(per_epoch) if v >= threshold), None)
+    reached = next((i for i, v in enumerate(per_epoch) if v is not None and v >= threshold), None)
     m = raw["metrics"]
     out = {
         "lab": lab,
@@ -90,16 +113,33 @@ def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
         "train_images_per_second": round(images / train_seconds, 1) if train_seconds > 0 else None,
         "target": f"{key} >= {threshold}",
         "seconds_to_target": round(sum(seconds[: reached + 1]), 1) if reached is not None else None,
-        "per_epoch_" + key: [round(v, 4) for v in per_epoch],
+        "per_epoch_" + key: [round(v, 4) if v is not None else None for v in per_epoch],
+        "per_epoch_train_seconds": [round(t, 2) for t in itertools.accumulate(seconds)],
+        "target_metric": key,
+        "target_threshold": threshold,
         "metrics": m,
         "config": raw["config"],
         "generate_contract": raw["contract"]["status"],
     }
+    memory = raw.get("peak_memory")
+    if memory is not None:
+        # The device's own figure: CUDA's peak allocation on a GPU, the kernel's peak RSS on a CPU.
+        on_gpu = memory.get("cuda_mb") is not None
+        peak = memory["cuda_mb"] if on_gpu else memory.get("rss_mb")
+        out["peak_memory_mb"] = round(peak, 1) if peak is not None else None
+        out["peak_memory_kind"] = "CUDA peak allocated" if on_gpu else "peak RSS of the notebook kernel"
+        out["peak_memory"] = memory
+    if "task1_train_seconds" in raw:
+        out["task1_train_seconds"] = round(raw["task1_train_seconds"], 1)
+        out["measured_run"] = ("Task 2, G_mt against the multi-task D (the plain LSGAN of Task 1 trained before it: "
+                               "task1_train_seconds)")
     if lab == "vanilla":
         hist = m["class_histogram"]
         out["meets_target"] = bool(m["confident_fraction"] >= 0.90 and min(hist) >= 0.05 and max(hist) <= 0.15)
-    else:
+    elif lab == "cwgan":
         out["meets_target"] = bool(m["conditional_accuracy"] >= 0.95)
+    else:  # malaria
+        out["meets_target"] = bool(m["val_macro_f1"] is not None and m["val_macro_f1"] >= threshold)
     return out
 
 
@@ -113,6 +153,7 @@ def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | No
         "GANLAB_CHECKPOINTS": str(workdir / "checkpoints"),  # fresh: a benchmark never resumes
         "GANLAB_OUTPUT": str(workdir / "outputs"),
     }
+    load_start = load_average()
     started = time.perf_counter()
     probe = f"from helpers.course.probe import print_bench_result\nprint_bench_result(globals(), {lab!r})"
     nb = execute_notebook(lab_named(lab).notebook_path(), profile, timeout=timeout, extra_cells=[probe], env=env)
@@ -120,10 +161,86 @@ def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | No
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / f"{lab}_{profile}.ipynb")
-    return summarise(lab, _parse_probe(nb), elapsed)
+    out = summarise(lab, _parse_probe(nb), elapsed)
+    out["load_average"] = {"start": load_start, "end": load_average()}
+    return out
+
+
+def metric_figure(report: dict):
+    """Each lab's target metric per epoch against training seconds, one line per lab, its threshold
+    dashed in the same colour; ``None`` when no result has a per-epoch curve (older result files).
+
+    Returns:
+        A :class:`matplotlib.figure.Figure` (no pyplot: nothing global, any backend), or ``None``.
+    """
+    from matplotlib.figure import Figure
+
+    curves = []
+    for r in report["results"]:
+        key, threshold = TARGETS[r["lab"]]
+        seconds, values = r.get("per_epoch_train_seconds"), r.get("per_epoch_" + key)
+        if seconds and values:
+            curves.append((r["lab"], key, threshold, seconds, values))
+    if not curves:
+        return None
+    fig = Figure(figsize=(7.5, 4.2))
+    ax = fig.add_subplot()
+    for i, (lab, key, threshold, seconds, values) in enumerate(curves):
+        colour = f"C{i}"
+        ax.plot(seconds, [v if v is not None else float("nan") for v in values], marker="o", color=colour,
+                label=f"{lab}: {key}")
+        ax.axhline(threshold, color=colour, linestyle="--", linewidth=1, alpha=0.7)
+    e = report["environment"]
+    ax.set(xlabel="training seconds (end of each epoch; per-epoch evaluation excluded)", ylabel="target metric",
+           xlim=(0, None), ylim=(-0.02, 1.02),
+           title=f"profile {report['profile']} on {e['device']} ({e['device_name']}); dashed: targets")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_against_time(report: dict, path: Path) -> Path | None:
+    """Write :func:`metric_figure` as a PNG file; ``None`` (no file) when there is no curve."""
+    fig = metric_figure(report)
+    if fig is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _pct(v: float | None) -> str:
+    return f"{v:.1%}" if v is not None else "–"
+
+
+def _num(v: float | None, fmt: str = ".2f") -> str:
+    return format(v, fmt) if v is not None else "–"
+
+
+def _key_metrics(r: dict) -> tuple[str, str]:
+    """The Markdown cells "key metrics" and "real-data floor" of one result."""
+    m = r["metrics"]
+    f = m.get("real_floor", {})
+    if r["lab"] == "vanilla":
+        return (f"confident {m['confident_fraction']:.1%}, digits {min(m['class_histogram']):.1%}–"
+                f"{max(m['class_histogram']):.1%}, KL {m['kl_from_uniform']:.3f}, FD {m['frechet_distance']:.2f}",
+                f"confident {f['confident_fraction']:.1%}, KL {f['kl_from_uniform']:.3f}, FD {f['frechet_distance']:.2f}")
+    if r["lab"] == "cwgan":
+        return (f"cond. acc. {m['conditional_accuracy']:.1%}, FD {m['frechet_distance']:.2f}",
+                f"cond. acc. {f['conditional_accuracy']:.1%}, FD {f['frechet_distance']:.2f}")
+    return (f"val macro-F1 {_num(m['val_macro_f1'])} ({m['num_val_patches']} patches), micro-F1 "
+            f"{_num(m['val_f1_micro'])}, exact match {_pct(m['val_exact_match'])}; train macro-F1 "
+            f"{_num(m['train_macro_f1'])}; feature FD {m['feature_frechet_distance']:.3f}",
+            f"feature FD {f['feature_frechet_distance']:.3f}")
+
+
+def _load(load: list[float] | None) -> str:
+    return "/".join(f"{v:.2f}" for v in load) if load else "?"
 
 
 def to_markdown(report: dict) -> str:
+    """The report as Markdown; reads older result files too (fields added later are shown as "–")."""
     e = report["environment"]
     lines = [
         f"# Benchmark: profile `{report['profile']}` on {e['device']} ({e['device_name']})",
@@ -131,24 +248,40 @@ def to_markdown(report: dict) -> str:
         f"torch {e['torch']}, torchvision {e.get('torchvision', '?')}, Python {e['python']}, "
         f"{e['cpu_count']} CPUs ({e['torch_threads']} torch threads), {e['platform']}, {e['date']}.",
         f"Command: `{report['command']}`",
+    ]
+    if "load_average" in report:
+        lines.append(f"Load average (1/5/15 min): {_load(report['load_average']['start'])} at the start, "
+                     f"{_load(report['load_average']['end'])} at the end.")
+    lines += [
         "",
-        "| lab | epochs | train s | images/s | target | s to target | key metrics | real-data floor | meets target | generate contract |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| lab | epochs | train s | images/s | target | s to target | key metrics | real-data floor | meets target "
+        "| generate contract | peak memory | load at start / end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
-        m = r["metrics"]
-        f = m["real_floor"]
-        if r["lab"] == "vanilla":
-            key = (f"confident {m['confident_fraction']:.1%}, digits {min(m['class_histogram']):.1%}–"
-                   f"{max(m['class_histogram']):.1%}, KL {m['kl_from_uniform']:.3f}, FD {m['frechet_distance']:.2f}")
-            floor = f"confident {f['confident_fraction']:.1%}, KL {f['kl_from_uniform']:.3f}, FD {f['frechet_distance']:.2f}"
-        else:
-            key = f"cond. acc. {m['conditional_accuracy']:.1%}, FD {m['frechet_distance']:.2f}"
-            floor = f"cond. acc. {f['conditional_accuracy']:.1%}, FD {f['frechet_distance']:.2f}"
+        key, floor = _key_metrics(r)
+        memory = f"{r['peak_memory_mb']:.0f} MB ({r['peak_memory_kind']})" if r.get("peak_memory_mb") is not None else "–"
+        load = f"{_load(r['load_average']['start'])} / {_load(r['load_average']['end'])}" if "load_average" in r else "–"
         lines.append(f"| {r['lab']} | {r['epochs']} | {r['train_seconds']} | {r['train_images_per_second']} | "
                      f"{r['target']} | {r['seconds_to_target'] if r['seconds_to_target'] is not None else 'not reached'} | "
-                     f"{key} | {floor} | {'yes' if r['meets_target'] else 'no'} | {r['generate_contract']} |")
-    lines += ["", "FD: Fréchet distance on the project classifier's penultimate features (not Inception FID)."]
+                     f"{key} | {floor} | {'yes' if r['meets_target'] else 'no'} | {r.get('generate_contract', '–')} | "
+                     f"{memory} | {load} |")
+    curves = [(r, TARGETS[r["lab"]][0]) for r in report["results"] if r.get("per_epoch_train_seconds")]
+    if curves:
+        lines += ["", "Target metric per epoch (training seconds at the end of the epoch: value):", ""]
+        for r, key in curves:
+            points = ", ".join(f"{t:.1f} s: {_num(v, '.3f')}"
+                               for t, v in zip(r["per_epoch_train_seconds"], r["per_epoch_" + key]))
+            lines.append(f"- {r['lab']} ({key}): {points}")
+    for r in report["results"]:
+        if "measured_run" in r:
+            lines.append(f"- {r['lab']}: metric, seconds and images/s are those of Task 2 (G_mt against the "
+                         f"multi-task D); Task 1's plain LSGAN trained {r['task1_train_seconds']} s before it.")
+    if report.get("plot"):
+        lines += ["", f"![target metric against training seconds]({report['plot']})"]
+    lines += ["", "FD: Fréchet distance on the project classifier's penultimate features (not Inception FID); "
+              "for Lab 3, on seven colour and texture statistics per patch (helpers.malaria.metrics.patch_features). "
+              "Training seconds exclude each epoch's evaluation (on_epoch_end) and checkpoint."]
     return "\n".join(lines) + "\n"
 
 
@@ -163,20 +296,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     command = "python -m helpers.course.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = {"profile": args.profile, "command": command.strip(), "environment": environment(), "results": []}
+    report = {"profile": args.profile, "command": command.strip(), "environment": environment(),
+              "load_average": {"start": load_average(), "end": None}, "results": []}
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:
         for lab in args.labs:
             print(f"[bench] {lab}: running {lab_named(lab).notebook} in the {args.profile} profile ...", flush=True)
             report["results"].append(run_lab(lab, args.profile, Path(tmp) / lab, args.timeout,
                                               Path(args.notebooks) if args.notebooks else None))
+    report["load_average"]["end"] = load_average()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"bench_{args.profile}_{report['environment']['device']}"
+    if plot_metric_against_time(report, out / f"{stem}.png") is not None:
+        report["plot"] = f"{stem}.png"  # beside the JSON and the Markdown
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     md = to_markdown(report)
     (out / f"{stem}.md").write_text(md)
     print(md)
-    print(f"Written: {out / (stem + '.json')} and {out / (stem + '.md')}")
+    written = [out / f"{stem}.{ext}" for ext in ("json", "md", "png") if (ext != "png" or "plot" in report)]
+    print("Written: " + ", ".join(str(p) for p in written))
     return 0
 
 
