@@ -255,17 +255,20 @@ def test_committed_templates_are_current():
     assert stale_templates(REPO_ROOT) == [], "run `python -m helpers.course.templates`"
 
 
-def test_template_run_headless_stops_at_the_first_todo_cell(solution, tmp_path, lab_dirs):
+def test_template_run_headless_stops_at_the_check_of_the_first_todo(solution, tmp_path, lab_dirs):
     tmpl = _template(solution)
     path = tmp_path / solution.name
     nbformat.write(tmpl, path)
-    first_todo = next(c for c in tmpl.cells if c.cell_type == "code" and "##TODO##" in c.source)
+    # The first TODO cell only defines its class or functions; the test cell right after it calls them.
+    first = next(i for i, c in enumerate(tmpl.cells) if c.cell_type == "code" and "##TODO##" in c.source)
+    first_check = tmpl.cells[first + 1]
+    assert "-test-" in first_check.id and first_check.metadata["nbgrader"]["grade"]
     with pytest.raises(CellExecutionError) as info:
         execute_notebook(path, "smoke", timeout=300)  # kernel runs in the repository root
     err = info.value
     assert err.ename == "NotImplementedError", str(err)[-3000:]
     failing_cell = str(err).split("------------------")[1].strip("\n")
-    assert failing_cell == first_todo.source.strip("\n"), f"stopped at a later cell:\n{failing_cell[:500]}"
+    assert failing_cell == first_check.source.strip("\n"), f"stopped at a later cell:\n{failing_cell[:500]}"
 
 
 def test_labs_come_from_the_registry_and_need_not_sit_at_the_root(tmp_path, monkeypatch):
@@ -286,3 +289,135 @@ def test_labs_come_from_the_registry_and_need_not_sit_at_the_root(tmp_path, monk
     written = tmp_path / "student" / "part1" / "lab8_vanilla.ipynb"
     assert written.read_bytes() == render_template(REPO_ROOT / "lab8_vanilla.ipynb").encode("utf-8")
     assert main(["--root", str(tmp_path), "--check"]) == 0
+
+
+# ----------------------------------------------------------------------------- nbgrader metadata
+def _lab(name):
+    from helpers.course.labs import lab_named
+
+    return lab_named(name)
+
+
+def test_solution_notebooks_carry_the_generated_nbgrader_metadata():
+    from helpers.course.labs import ANSWER_POINTS, POINTS, answer_cell_id, lab_answer_points, lab_points
+    from helpers.course.templates import metadata_problems
+
+    assert metadata_problems(REPO_ROOT) == [], "run `python -m helpers.course.templates`"
+    for solution in SOLUTIONS:
+        lab = next(lab for lab in __import__("helpers.course.labs", fromlist=["LABS"]).LABS
+                   if lab.notebook_path() == solution)
+        nb = nbformat.read(solution, as_version=4)
+        meta = {c.id: c.metadata.get("nbgrader") for c in nb.cells}
+        # Written independently of helpers.course.nbgrader_cells: what each kind of cell must carry.
+        for c in nb.cells:
+            m = meta[c.id]
+            if c.cell_type == "code" and SOLUTION_REGION.search(c.source):
+                assert m and m["solution"] and not m["grade"] and not m["locked"], c.id
+            elif c.id.startswith(f"{lab.name}-test-"):
+                assert m and m["grade"] and m["locked"] and not m["solution"] and m["points"] > 0, c.id
+            elif c.id.startswith(f"{lab.name}-answer-"):
+                assert m and m["solution"] and m["grade"] and not m["locked"], c.id
+            else:
+                assert m is None, c.id
+            if m:
+                assert m["schema_version"] == 3 and m["task"] is False and re.fullmatch(r"[A-Za-z0-9_-]+", m["grade_id"])
+        assert nb.cells[1].metadata.get("nbgrader") is None  # the setup cell
+        assert all(m is None for c, m in zip(nb.cells, meta.values()) if "parameters" in c.metadata.get("tags", []))
+        tests = [m for m in meta.values() if m and m["grade"] and not m["solution"]]
+        assert sum(m["points"] for m in tests) == sum(lab_points(lab.name).values())
+        answers = {i: m["points"] for i, m in meta.items() if m and m["grade"] and m["solution"]}
+        assert answers == {answer_cell_id(a): p for a, p in lab_answer_points(lab.name).items()}
+        # a check call or a hidden test sits in a test cell, never in a solution cell
+        for c in nb.cells:
+            if c.cell_type == "code" and (re.search(r"^check_\w+\(", c.source, re.M) or "BEGIN HIDDEN TESTS" in c.source):
+                assert c.id.startswith(f"{lab.name}-test-"), c.id
+    assert set(POINTS).isdisjoint(ANSWER_POINTS)
+
+
+def test_metadata_drift_is_reported_and_rewritten_without_touching_anything_else(tmp_path, capsys):
+    shutil.copy(REPO_ROOT / "lab8_vanilla.ipynb", tmp_path / "lab8_vanilla.ipynb")
+    assert main(["--root", str(tmp_path)]) == 0
+    path = tmp_path / "lab8_vanilla.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    test_cell = next(i for i, c in enumerate(nb.cells) if c.id == "vanilla-test-generator")
+    nb.cells[test_cell].metadata["nbgrader"]["points"] = 99
+    del nb.cells[test_cell - 1].metadata["nbgrader"]
+    nb.cells[2].metadata["nbgrader"] = {"grade": False, "grade_id": "x", "locked": True, "schema_version": 3,
+                                        "solution": False, "task": False}
+    nbformat.write(nb, path)
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert f"cell {test_cell} (id vanilla-test-generator): nbgrader metadata differs in points" in err, err
+    assert f"cell {test_cell - 1} (id {nb.cells[test_cell - 1].id}): nbgrader metadata missing" in err
+    assert f"cell 2 (id {nb.cells[2].id}): nbgrader metadata not expected" in err
+    assert main(["--root", str(tmp_path)]) == 0
+    assert path.read_bytes() == (REPO_ROOT / "lab8_vanilla.ipynb").read_bytes()  # outputs, sources: all as before
+    assert main(["--root", str(tmp_path), "--check"]) == 0
+
+
+@pytest.mark.parametrize("edit, message", [
+    # a check call back in the solution cell
+    (lambda nb: _move_check_into_solution(nb), "holds a solution region and tests vanilla.generator"),
+    # a POINTS row that no cell tests
+    (lambda nb: _drop_cell(nb, "vanilla-test-discriminator"), "no cell tests the POINTS row(s) vanilla.discriminator"),
+    # a hidden test whose row is not in POINTS
+    (lambda nb: _edit(nb, "vanilla-test-generator", "hidden test vanilla.generator_latent_dim",
+                      "hidden test vanilla.generator_other"),
+     "(id vanilla-test-generator): tests vanilla.generator_other, which is not a row of POINTS"),
+    # the same row tested twice
+    (lambda nb: _edit(nb, "vanilla-generate-samples", "samples = generate(64, seed=0)",
+                      "check_generate(generate, shape=(28, 28))\nsamples = generate(64, seed=0)"),
+     "tests vanilla.generate, which "),
+    # an answer cell with the question inside it, and one whose id has no row in ANSWER_POINTS
+    (lambda nb: _edit(nb, "vanilla-answer-dc", "### BEGIN SOLUTION", "Your answer:\n### BEGIN SOLUTION"),
+     "(id vanilla-answer-dc): an answer cell must be one solution region and nothing else (text at line 1)"),
+    (lambda nb: _rename(nb, "vanilla-answer-dc", "vanilla-answer-dcgan"),
+     "(id vanilla-answer-dcgan): an answer cell whose id is no row of ANSWER_POINTS"),
+    (lambda nb: _drop_cell(nb, "vanilla-answer-latent"), "no answer cell for the ANSWER_POINTS row(s) vanilla.answer_latent"),
+])
+def test_metadata_errors_name_the_cell_and_the_row(tmp_path, capsys, edit, message):
+    path = tmp_path / "lab8_vanilla.ipynb"
+    nb = nbformat.read(REPO_ROOT / "lab8_vanilla.ipynb", as_version=4)
+    edit(nb)
+    nbformat.write(nb, path)
+    capsys.readouterr()
+    assert main(["--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "lab8_vanilla.ipynb" in err, err
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+
+
+def test_a_check_call_no_gradedcheck_names_is_an_error(tmp_path, capsys, monkeypatch):
+    from helpers.checks import vanilla
+
+    shutil.copy(REPO_ROOT / "lab8_vanilla.ipynb", tmp_path / "lab8_vanilla.ipynb")
+    monkeypatch.setattr(vanilla, "GRADED", [r for r in vanilla.GRADED if r.id != "vanilla.losses"])
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "(id vanilla-test-losses), line 1: calls check_vanilla_losses, which no GradedCheck of " \
+           "helpers.checks.vanilla names" in err, err
+
+
+def _cell(nb, cell_id):
+    return next(c for c in nb.cells if c.id == cell_id)
+
+
+def _edit(nb, cell_id, old, new):
+    cell = _cell(nb, cell_id)
+    assert old in cell.source
+    cell.source = cell.source.replace(old, new)
+
+
+def _drop_cell(nb, cell_id):
+    nb.cells = [c for c in nb.cells if c.id != cell_id]
+
+
+def _rename(nb, cell_id, new_id):
+    _cell(nb, cell_id)["id"] = new_id
+
+
+def _move_check_into_solution(nb):
+    index = next(i for i, c in enumerate(nb.cells) if c.id == "vanilla-test-generator")
+    nb.cells[index - 1].source += "\n\n\n" + nb.cells[index].source
+    del nb.cells[index]

@@ -236,17 +236,25 @@ def _grade_train_step(names: Defined) -> None:
 
 GRADED = [
     GradedCheck("cwgan.conditioning", "TODO 1: how the class enters the networks",
-                lambda names: check_conditioning(names["generator_input"], names["critic_input"])),
+                lambda names: check_conditioning(names["generator_input"], names["critic_input"]),
+                check="check_conditioning"),
     GradedCheck("cwgan.generator", "TODO 2: the conditional generator",
-                lambda names: check_cwgan_generator(names["Generator"], latent_dim=names["cfg"].latent_dim)),
-    GradedCheck("cwgan.critic", "TODO 3: the critic", lambda names: check_critic(names["Critic"])),
+                lambda names: check_cwgan_generator(names["Generator"], latent_dim=names["cfg"].latent_dim),
+                check="check_cwgan_generator"),
+    GradedCheck("cwgan.critic", "TODO 3: the critic", lambda names: check_critic(names["Critic"]), check="check_critic"),
     GradedCheck("cwgan.losses", "TODO 4: the Wasserstein losses",
                 lambda names: check_wgan_losses(d_loss=names["get_WLoss_discriminator"],
-                                                g_loss=names["get_WLoss_generator"])),
+                                                g_loss=names["get_WLoss_generator"]),
+                check="check_wgan_losses"),
     GradedCheck("cwgan.gradient_penalty", "TODO 5: the gradient penalty",
-                lambda names: check_gradient_penalty(names["get_gradient_regularisation"])),
-    GradedCheck("cwgan.train_step", "TODO 6-7: optimizers and the training step", _grade_train_step),
+                lambda names: check_gradient_penalty(names["get_gradient_regularisation"]),
+                check="check_gradient_penalty"),
+    GradedCheck("cwgan.train_step", "TODO 6-7: optimizers and the training step", _grade_train_step,
+                check="check_train_step"),
 ]
+
+# The notebook's call of the generate contract (the row "cwgan.generate" of POINTS).
+GENERATE_CHECK = "check_generate_conditional"
 
 
 def graded_generate(names: Defined) -> dict:

@@ -21,6 +21,9 @@ class GradedCheck:
     id: str                                     # "<lab>.<check>", the key of its row in POINTS
     title: str                                  # what it checks, for the report
     call: Callable[["Defined"], None]           # calls the check on the submission's names; raises if not passed
+    check: str                                  # the notebook's call of it, in the cell that tests this row:
+                                                # the function's name, with its first argument when records
+                                                # share the function: "check_train_step(train_step_mt)"
 
 
 class Defined:

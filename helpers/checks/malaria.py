@@ -345,21 +345,29 @@ def _grade_train_step(names: Defined, step: str, G: str, D: str, opt_G: str, opt
 
 
 GRADED = [
-    GradedCheck("malaria.generator", "TODO 1: the generator", lambda names: check_malaria_generator(names["Generator"])),
+    GradedCheck("malaria.generator", "TODO 1: the generator", lambda names: check_malaria_generator(names["Generator"]),
+                check="check_malaria_generator"),
     GradedCheck("malaria.discriminator", "TODO 2: the discriminator",
-                lambda names: check_malaria_discriminator(names["Discriminator"])),
+                lambda names: check_malaria_discriminator(names["Discriminator"]), check="check_malaria_discriminator"),
     GradedCheck("malaria.losses", "TODO 3: the least-squares losses",
-                lambda names: check_lsgan_losses(d_loss=names["lsgan_d_loss"], g_loss=names["lsgan_g_loss"])),
+                lambda names: check_lsgan_losses(d_loss=names["lsgan_d_loss"], g_loss=names["lsgan_g_loss"]),
+                check="check_lsgan_losses"),
     GradedCheck("malaria.train_step", "TODO 4-5: optimizers and the training step",
-                lambda names: _grade_train_step(names, "train_step", "G", "D", "opt_G", "opt_D")),
+                lambda names: _grade_train_step(names, "train_step", "G", "D", "opt_G", "opt_D"),
+                check="check_train_step(train_step)"),
     GradedCheck("malaria.head", "TODO 7: the multi-task discriminator",
-                lambda names: check_malaria_head(names["MultiTaskDiscriminator"])),
+                lambda names: check_malaria_head(names["MultiTaskDiscriminator"]), check="check_malaria_head"),
     GradedCheck("malaria.stage_loss", "TODO 8: the classification loss",
-                lambda names: check_stage_loss(names["stage_loss_bce"])),
+                lambda names: check_stage_loss(names["stage_loss_bce"]), check="check_stage_loss"),
     GradedCheck("malaria.train_step_multitask", "TODO 9: the multi-task training step",
-                lambda names: _grade_train_step(names, "train_step_mt", "G_mt", "D_mt", "opt_G_mt", "opt_D_mt")),
-    GradedCheck("malaria.grad_cam", "GradCAM (the TODO in grad_cam)", lambda names: check_grad_cam(names["grad_cam"])),
+                lambda names: _grade_train_step(names, "train_step_mt", "G_mt", "D_mt", "opt_G_mt", "opt_D_mt"),
+                check="check_train_step(train_step_mt)"),
+    GradedCheck("malaria.grad_cam", "GradCAM (the TODO in grad_cam)", lambda names: check_grad_cam(names["grad_cam"]),
+                check="check_grad_cam"),
 ]
+
+# The notebook's call of the generate contract (the row "malaria.generate" of POINTS).
+GENERATE_CHECK = "check_generate"
 
 
 def graded_generate(names: Defined) -> dict:

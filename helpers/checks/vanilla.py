@@ -144,13 +144,19 @@ def _grade_train_step(names: Defined) -> None:
 
 GRADED = [
     GradedCheck("vanilla.generator", "TODO 1: the generator",
-                lambda names: check_generator(names["Generator"], latent_dim=names["cfg"].latent_dim)),
+                lambda names: check_generator(names["Generator"], latent_dim=names["cfg"].latent_dim),
+                check="check_generator"),
     GradedCheck("vanilla.discriminator", "TODO 2: the discriminator",
-                lambda names: check_discriminator(names["Discriminator"])),
+                lambda names: check_discriminator(names["Discriminator"]), check="check_discriminator"),
     GradedCheck("vanilla.losses", "TODO 3: the BCE losses",
-                lambda names: check_vanilla_losses(d_loss=names["d_loss_bce"], g_loss=names["g_loss_bce"])),
-    GradedCheck("vanilla.train_step", "TODO 4-5: optimizers and the training step", _grade_train_step),
+                lambda names: check_vanilla_losses(d_loss=names["d_loss_bce"], g_loss=names["g_loss_bce"]),
+                check="check_vanilla_losses"),
+    GradedCheck("vanilla.train_step", "TODO 4-5: optimizers and the training step", _grade_train_step,
+                check="check_train_step"),
 ]
+
+# The notebook's call of the generate contract (the row "vanilla.generate" of POINTS).
+GENERATE_CHECK = "check_generate"
 
 
 def graded_generate(names: Defined) -> dict:

@@ -79,7 +79,7 @@ from helpers.env import settings
 from helpers.course.labs import (ANSWER_POINTS, LABS, POINTS, REPO_ROOT, answer_cell_id, lab_named, lab_names,
                                 lab_points)
 from helpers.course.grade_runner import PROGRESS_NAME, SMOKE_CELL
-from helpers.course.templates import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
+from helpers.course.regions import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
 
 DEFAULT_TIMEOUT = 900
 MAX_SNAPSHOT_ENTRIES = 50_000

@@ -1,10 +1,12 @@
-"""Student templates, generated from the solution notebooks: one source of truth.
+"""Student templates and nbgrader metadata, generated from the solution notebooks: one source of truth.
 
-    python -m helpers.course.templates            # write templates/<notebook>.ipynb for every lab notebook
-    python -m helpers.course.templates --check    # exit 1, naming the file, when a template is stale (CI)
-    python -m helpers.course.templates --fix      # insert a generated ##TODO## line above each region lacking one
+    python -m helpers.course.templates            # nbgrader metadata into, then templates/<notebook>.ipynb from,
+                                                  # every lab notebook
+    python -m helpers.course.templates --check    # exit 1, naming file and cell, when either is stale (CI)
+    python -m helpers.course.templates --fix      # first insert a generated ##TODO## line above each region lacking one
 
-The solution notebooks are the labs of ``helpers.course.labs.LABS`` (each record names its notebook and
+The nbgrader cell metadata of the solution notebooks comes from the tables of points
+(:mod:`helpers.course.nbgrader_cells` says which cell gets what). The solution notebooks are the labs of ``helpers.course.labs.LABS`` (each record names its notebook and
 its template, relative to the repository root). A template is the same notebook with these changes
 and no others:
 
@@ -49,6 +51,8 @@ from pathlib import Path
 import nbformat
 
 from helpers.course.labs import LABS
+from helpers.course.nbgrader_cells import metadata_drift, write_metadata
+from helpers.course.regions import _BEGIN, TemplateError, remove_hidden_tests, solution_regions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR_NAME = "templates"
@@ -61,15 +65,7 @@ COLAB_CELL_KEYS = ("colab", "id", "outputId", "executionInfo", "cellView")
 # Metadata a run leaves behind (nbclient's timings): fine in a solution, dropped with the outputs.
 RUN_CELL_KEYS = ("execution",)
 
-_BEGIN = re.compile(r"^(?P<indent>[ \t]*)#+\s*BEGIN SOLUTION\s*$")
-_END = re.compile(r"^[ \t]*#+\s*END SOLUTION\s*$")
-_BEGIN_HIDDEN = re.compile(r"^[ \t]*#+\s*BEGIN HIDDEN TESTS\s*$")
-_END_HIDDEN = re.compile(r"^[ \t]*#+\s*END HIDDEN TESTS\s*$")
 _TODO_HEADING = re.compile(r"^#+\s*(?P<text>TODO\b.*?)\s*$", re.MULTILINE)
-
-
-class TemplateError(ValueError):
-    """A solution notebook whose regions cannot be turned into a template (the message says where)."""
 
 
 def lab_notebooks(root: str | Path = REPO_ROOT) -> list[Path]:
@@ -220,51 +216,13 @@ def _has_todo_line(lines: list[str], begin: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- cells and notebooks
-def _remove_hidden_tests(lines: list[str], where: str) -> list[str]:
-    out: list[str] = []
-    hidden = False
-    for line in lines:
-        if _BEGIN_HIDDEN.match(line):
-            if hidden:
-                raise TemplateError(f"{where}: BEGIN HIDDEN TESTS inside another hidden-tests region.")
-            hidden = True
-        elif _END_HIDDEN.match(line):
-            if not hidden:
-                raise TemplateError(f"{where}: END HIDDEN TESTS without a BEGIN HIDDEN TESTS above it.")
-            hidden = False
-        elif not hidden:
-            out.append(line)
-    if hidden:
-        raise TemplateError(f"{where}: BEGIN HIDDEN TESTS is never closed by END HIDDEN TESTS.")
-    return out
-
-
-def _solution_regions(lines: list[str], where: str) -> list[tuple[int, int]]:
-    """``(begin, end)`` line indices of every solution region; unmatched markers raise."""
-    regions: list[tuple[int, int]] = []
-    begin = None
-    for i, line in enumerate(lines):
-        if _BEGIN.match(line):
-            if begin is not None:
-                raise TemplateError(f"{where}, line {i + 1}: BEGIN SOLUTION inside another solution region.")
-            begin = i
-        elif _END.match(line):
-            if begin is None:
-                raise TemplateError(f"{where}, line {i + 1}: END SOLUTION without a BEGIN SOLUTION above it.")
-            regions.append((begin, i))
-            begin = None
-    if begin is not None:
-        raise TemplateError(f"{where}, line {begin + 1}: BEGIN SOLUTION is never closed by END SOLUTION.")
-    return regions
-
-
 def undescribed_regions(source: str, where: str = "cell") -> list[str]:
     """One message per solution region of a code cell without its ``##TODO##`` line right above it."""
     lines = source.split("\n")
     return [f"{where}, line {begin + 1}: the solution region has no `{TODO_MARK} <what to implement>` line "
             f"right above it (at its indentation). Write one, or run `python -m helpers.course.templates --fix` "
             f"to insert a generated one."
-            for begin, _ in _solution_regions(lines, where) if not _has_todo_line(lines, begin)]
+            for begin, _ in solution_regions(lines, where) if not _has_todo_line(lines, begin)]
 
 
 def template_source(source: str, cell_type: str, where: str = "cell") -> str:
@@ -285,10 +243,10 @@ def template_source(source: str, cell_type: str, where: str = "cell") -> str:
         missing = undescribed_regions(source, where)
         if missing:
             raise TemplateError(missing[0])
-    lines = _remove_hidden_tests(source.split("\n"), where)
+    lines = remove_hidden_tests(source.split("\n"), where)
     out: list[str] = []
     pos = 0
-    for begin, end in _solution_regions(lines, where):
+    for begin, end in solution_regions(lines, where):
         out += lines[pos:begin]
         indent = _BEGIN.match(lines[begin]).group("indent")
         if cell_type == "code":
@@ -312,17 +270,17 @@ def describe_regions(source: str, heading: str | None = None, where: str = "cell
         The new source (``source`` itself when every region already has its line).
     """
     lines = source.split("\n")
-    regions = _solution_regions(lines, where)
+    regions = solution_regions(lines, where)
     missing = [begin for begin, _ in regions if not _has_todo_line(lines, begin)]
     if not missing:
         return source
     # Describe from the code as students will see it: without hidden tests (they never contain regions).
-    visible = _remove_hidden_tests(lines, where)
+    visible = remove_hidden_tests(lines, where)
     try:
         tree = ast.parse("\n".join(visible))
     except SyntaxError:  # IPython magics and the like: describe without the syntax tree
         tree = None
-    descriptions = [_describe(visible, b, e, tree, heading) for b, e in _solution_regions(visible, where)]
+    descriptions = [_describe(visible, b, e, tree, heading) for b, e in solution_regions(visible, where)]
     out: list[str] = []
     pos = 0
     for (begin, _), description in zip(regions, descriptions):
@@ -449,9 +407,20 @@ def stale_templates(root: str | Path = REPO_ROOT) -> list[str]:
     return problems
 
 
+def metadata_problems(root: str | Path = REPO_ROOT) -> list[str]:
+    """One line per cell of a lab's solution notebook whose nbgrader metadata is not what is generated."""
+    problems = []
+    for lab in LABS:
+        path = lab.notebook_path(root)
+        if path.is_file():
+            problems += metadata_drift(nbformat.read(path, as_version=4), lab, path.name)
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a template is stale")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a template is stale or a notebook's nbgrader metadata differs")
     parser.add_argument("--fix", action="store_true",
                         help="first insert a generated ##TODO## line above each solution region lacking one")
     parser.add_argument("--root", default=str(REPO_ROOT), help="folder holding the solution notebooks")
@@ -466,18 +435,22 @@ def main(argv: list[str] | None = None) -> int:
             for line in fix_descriptions(root):
                 print(f"described {line.split(': the solution region')[0]}")
         if args.check:
-            problems = stale_templates(root)
+            problems = metadata_problems(root) + stale_templates(root)
             for line in problems:
                 print(f"{'ERROR' if TODO_MARK in line else 'STALE'} {line}", file=sys.stderr)
             if problems:
                 print("Run `python -m helpers.course.templates` (with `--fix` first when a region lacks its "
                       "##TODO## line) and commit the notebooks and templates.", file=sys.stderr)
                 return 1
-            print(f"Templates are up to date ({len(lab_notebooks(root))} notebooks).")
+            print(f"Templates and nbgrader metadata are up to date ({len(lab_notebooks(root))} notebooks).")
             return 0
         undescribed = [msg for solution in lab_notebooks(root) for msg in _undescribed(solution)]
         if undescribed:
             raise TemplateError("\n".join(undescribed))
+        for lab in LABS:
+            if lab.notebook_path(root).is_file():
+                for line in write_metadata(lab, root):
+                    print(f"nbgrader metadata of {line.split(': nbgrader metadata')[0]}")
         for path in write_templates(root):
             print(f"wrote {path.relative_to(root)}")
         return 0
