@@ -183,7 +183,7 @@ def code_cells(nb: nbformat.NotebookNode) -> tuple[list[dict[str, Any]], list[st
         tags = cell.get("metadata", {}).get("tags", [])
         if "parameters" in tags and re.search(r"^PROFILE\s*=", cell.source, re.M):
             cells.append({"cell": i + 1, "source": SMOKE_CELL, "injected": True})
-            notes.append(f'`PROFILE = "smoke"` injected after cell {i + 1} (the parameters cell).')
+            notes.append(f'`{SMOKE_CELL.split("  #")[0]}` injected after cell {i + 1} (the parameters cell).')
     return cells, notes
 
 

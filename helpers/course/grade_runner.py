@@ -52,7 +52,10 @@ from helpers.checks.contract import contract_items
 from helpers.checks.graded import Defined
 
 PROGRESS_NAME = "progress.jsonl"  # which cell runs now (diagnostics for a hang or a crash; never evidence)
-SMOKE_CELL = 'PROFILE = "smoke"  # injected by helpers.course.grade'
+# After the parameters cell: the smoke profile, no time budget (a budget would train smoke epochs until the
+# time limit) and the default checkpoint folder (inside the scratch folder; a CHECKPOINT_DIR elsewhere would
+# count as touching files outside it).
+SMOKE_CELL = 'PROFILE = "smoke"; BUDGET_MIN = None; CHECKPOINT_DIR = None  # injected by helpers.course.grade'
 _IGNORED_NEW_NAMES = ("__warningregistry__", "_")
 
 
