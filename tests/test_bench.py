@@ -145,3 +145,20 @@ def test_bench_runs_malaria_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     last_epoch = r["per_epoch_val_macro_f1"][-1]  # the run's own last-epoch value; the probe recomputes the final one
     assert (m["val_macro_f1"] is None) if last_epoch is None else m["val_macro_f1"] == pytest.approx(last_epoch, abs=1e-4)
     assert m["feature_frechet_distance"] >= 0 and m["real_floor"]["feature_frechet_distance"] >= 0
+
+
+def test_target_checks_follow_the_profile_and_the_floor():
+    floor = {"frechet_distance": 0.8, "confident_fraction": 0.98, "conditional_accuracy": 0.905,
+             "conditional_accuracy_per_class": [0.9] * 10}
+    good = {"confident_fraction": 0.86, "class_histogram": [0.1] * 10, "frechet_distance": 7.9, "real_floor": floor}
+    assert all(ok for _, ok in bench.target_checks("vanilla", "quick", good, 170))
+    assert not all(ok for _, ok in bench.target_checks("vanilla", "full", good, 170))      # 92% and 4x in full
+    slow = dict(bench.target_checks("vanilla", "quick", good, 181))
+    assert [ok for what, ok in slow.items() if what.startswith("training")] == [False]
+    lopsided = {**good, "class_histogram": [0.05] + [0.95 / 9] * 9}
+    assert not all(ok for _, ok in bench.target_checks("vanilla", "quick", lopsided, 100))
+    cw = {"conditional_accuracy": 0.88, "conditional_accuracy_per_class": [0.9] * 9 + [0.79], "frechet_distance": 3.0,
+          "real_floor": floor}
+    checks = dict(bench.target_checks("cwgan", "full", cw, 2000))
+    assert [ok for what, ok in checks.items() if "class gap" in what] == [False]       # 11 points below its floor
+    assert bench.target_checks("malaria", "full", {"val_macro_f1": None}, 10)[0][1] is False

@@ -13,11 +13,13 @@ figure carries the device, the software versions, the command that produced it a
 load average at the start and end of each run (other work on the machine slows a benchmark down).
 
 The labs measured are those whose registry record (``helpers.course.labs.LABS``) has ``bench=True``.
-Targets reported against (issue 7): vanilla on a GPU, >= 90% of generated digits classified with
-confidence >= 0.9 and every digit between 5% and 15% of samples; cWGAN-GP, >= 95% conditional
-accuracy. Lab 3 (malaria) has no course target: the benchmark tracks the multi-task head's
-macro-F1 on the validation fields (mean F1 over the stages whose F1 is defined) against 0.5, a
-provisional threshold.
+Targets (issue 15, measured on this project's CPU; each beside its real-data floor, FD at n = 5,000 in full):
+vanilla quick >= 85% of digits recognised with confidence >= 0.9, every digit 6-14%, FD <= 10x the floor,
+<= 3 min of training; full >= 92%, FD <= 4x the floor, <= 20 min. cWGAN-GP quick >= 82% conditional
+accuracy in <= 3 min; full within 3 points of the real-data floor, every class within 10 points of its
+own floor, FD <= 4x the floor, <= 45 min. Lab 3 full: the stage head's macro-F1 on the validation
+fields (mean F1 over the stages whose F1 is defined) >= 0.6 in <= 45 min (no quick target: the same
+line is drawn). ``target_checks`` lists each criterion with its measured value.
 """
 
 from __future__ import annotations
@@ -43,12 +45,60 @@ from helpers.course.probe import BENCH_MARK
 from helpers.course.run_notebook import REPO_ROOT, execute_notebook
 
 BENCH_LABS = [lab.name for lab in LABS if lab.bench]
-# Per-epoch metric and threshold that define "reached the quality target" (each in [0, 1]).
+# Per-epoch metric and its threshold per profile (each in [0, 1]): the line drawn on the curves and the
+# "time to target". The full criteria of a profile (floors, balance, FD, time) are in target_checks.
 TARGETS = {
-    "vanilla": ("recognised", 0.90),             # share of digits the MNIST classifier is >= 0.9 sure of
-    "cwgan": ("conditional_accuracy", 0.95),     # share of samples classified as the class asked for
-    "malaria": ("val_macro_f1", 0.50),           # stage head, validation fields; provisional: no course target
+    "vanilla": ("recognised", {"smoke": 0.85, "quick": 0.85, "full": 0.92}),   # MNIST classifier >= 0.9 sure
+    "cwgan": ("conditional_accuracy", {"smoke": 0.82, "quick": 0.82, "full": 0.875}),  # full: floor 0.905 - 3 pts
+    "malaria": ("val_macro_f1", {"smoke": 0.6, "quick": 0.6, "full": 0.6}),     # stage head, validation fields
 }
+# Training-time limits in seconds (this CPU), per lab and profile; None: no limit set by the issue.
+TIME_LIMITS = {"vanilla": {"quick": 180, "full": 1200}, "cwgan": {"quick": 180, "full": 2700},
+               "malaria": {"full": 2700}}
+
+
+def target_threshold(lab: str, profile: str) -> tuple[str, float]:
+    """The per-epoch metric of ``lab`` and its threshold in ``profile``."""
+    key, by_profile = TARGETS[lab]
+    return key, by_profile.get(profile, by_profile["full"])
+
+
+def target_checks(lab: str, profile: str, m: dict, train_seconds: float) -> list[tuple[str, bool]]:
+    """Each criterion of the lab's target in ``profile``, as ``(what was measured against what, met)``."""
+    floor = m.get("real_floor") or {}
+    checks: list[tuple[str, bool]] = []
+
+    def fd(times: float) -> None:
+        if m.get("frechet_distance") is not None and floor.get("frechet_distance"):
+            ratio = m["frechet_distance"] / floor["frechet_distance"]
+            checks.append((f"FD {m['frechet_distance']:.2f} = {ratio:.1f}x the floor {floor['frechet_distance']:.2f}"
+                           f" (<= {times:g}x)", ratio <= times))
+
+    if lab == "vanilla":
+        share = 0.85 if profile != "full" else 0.92
+        checks.append((f"recognised {m['confident_fraction']:.1%} (>= {share:.0%})", m["confident_fraction"] >= share))
+        hist = m["class_histogram"]  # the issue asks it of quick; a full run that loses it is no better
+        checks.append((f"digits {min(hist):.1%}-{max(hist):.1%} (each 6-14%)", min(hist) >= 0.06 and max(hist) <= 0.14))
+        fd(10 if profile != "full" else 4)
+    elif lab == "cwgan":
+        acc = m["conditional_accuracy"]
+        if profile != "full":
+            checks.append((f"conditional accuracy {acc:.1%} (>= 82%)", acc >= 0.82))
+        else:
+            real = floor.get("conditional_accuracy")
+            checks.append((f"conditional accuracy {acc:.1%} (floor {real:.1%}, within 3 points)", acc >= real - 0.03))
+            per, per_floor = m.get("conditional_accuracy_per_class"), floor.get("conditional_accuracy_per_class")
+            if per and per_floor:
+                gaps = [f - a for a, f in zip(per, per_floor)]
+                checks.append((f"largest class gap {max(gaps) * 100:.1f} points (each within 10)", max(gaps) <= 0.10))
+            fd(4)
+    else:  # malaria
+        f1 = m.get("val_macro_f1")
+        checks.append((f"validation macro-F1 {f1 if f1 is None else round(f1, 3)} (>= 0.6)", f1 is not None and f1 >= 0.6))
+    limit = TIME_LIMITS.get(lab, {}).get(profile)
+    if limit is not None:
+        checks.append((f"training {train_seconds / 60:.1f} min (<= {limit / 60:g} min)", train_seconds <= limit))
+    return checks
 
 
 def load_average() -> list[float] | None:
@@ -90,7 +140,7 @@ def _parse_probe(nb) -> dict:
     raise RuntimeError("the benchmark probe printed no result")
 
 
-def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
+def summarise(lab: str, raw: dict, wall_seconds: float, profile: str = "full") -> dict:
     """Speed, time to target, peak memory and final quality from one lab's probe output.
 
     ``per_epoch_<metric>`` and ``per_epoch_train_seconds`` (training seconds at the end of each
@@ -101,7 +151,7 @@ def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
     steps = [b - a for a, b in zip([0] + raw["epoch_end"][:-1], raw["epoch_end"])]
     train_seconds = float(sum(seconds))
     images = sum(steps) * raw["images_per_step"]
-    key, threshold = TARGETS[lab]
+    key, threshold = target_threshold(lab, profile)
     per_epoch = raw["per_epoch"].get(key, [])
     reached = next((i for i, v in enumerate(per_epoch) if v is not None and v >= threshold), None)
     m = raw["metrics"]
@@ -133,13 +183,9 @@ def summarise(lab: str, raw: dict, wall_seconds: float) -> dict:
         out["task1_train_seconds"] = round(raw["task1_train_seconds"], 1)
         out["measured_run"] = ("Task 2, G_mt against the multi-task D (the plain LSGAN of Task 1 trained before it: "
                                "task1_train_seconds)")
-    if lab == "vanilla":
-        hist = m["class_histogram"]
-        out["meets_target"] = bool(m["confident_fraction"] >= 0.90 and min(hist) >= 0.05 and max(hist) <= 0.15)
-    elif lab == "cwgan":
-        out["meets_target"] = bool(m["conditional_accuracy"] >= 0.95)
-    else:  # malaria
-        out["meets_target"] = bool(m["val_macro_f1"] is not None and m["val_macro_f1"] >= threshold)
+    checks = target_checks(lab, profile, m, train_seconds)
+    out["target_checks"] = [{"criterion": what, "met": ok} for what, ok in checks]
+    out["meets_target"] = all(ok for _, ok in checks)
     return out
 
 
@@ -161,7 +207,7 @@ def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | No
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / f"{lab}_{profile}.ipynb")
-    out = summarise(lab, _parse_probe(nb), elapsed)
+    out = summarise(lab, _parse_probe(nb), elapsed, profile)
     out["load_average"] = {"start": load_start, "end": load_average()}
     return out
 
@@ -177,7 +223,7 @@ def metric_figure(report: dict):
 
     curves = []
     for r in report["results"]:
-        key, threshold = TARGETS[r["lab"]]
+        key, threshold = target_threshold(r["lab"], report["profile"])
         seconds, values = r.get("per_epoch_train_seconds"), r.get("per_epoch_" + key)
         if seconds and values:
             curves.append((r["lab"], key, threshold, seconds, values))
@@ -273,6 +319,12 @@ def to_markdown(report: dict) -> str:
             points = ", ".join(f"{t:.1f} s: {_num(v, '.3f')}"
                                for t, v in zip(r["per_epoch_train_seconds"], r["per_epoch_" + key]))
             lines.append(f"- {r['lab']} ({key}): {points}")
+    checked = [r for r in report["results"] if r.get("target_checks")]
+    if checked:
+        lines += ["", "Target criteria (issue 15):", ""]
+        for r in checked:
+            lines.append(f"- {r['lab']}: " + "; ".join(f"{c['criterion']}: {'met' if c['met'] else 'NOT met'}"
+                                                      for c in r["target_checks"]))
     for r in report["results"]:
         if "measured_run" in r:
             lines.append(f"- {r['lab']}: metric, seconds and images/s are those of Task 2 (G_mt against the "
