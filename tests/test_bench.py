@@ -97,7 +97,7 @@ def test_the_plot_has_one_line_per_lab_against_training_seconds(tmp_path):
     curves = [line for line in ax.lines if not line.get_label().startswith("_")]  # thresholds are unlabelled
     assert [line.get_label() for line in curves] == ["malaria: val_macro_f1", "vanilla: recognised"]
     assert list(curves[1].get_xdata()) == [10.0, 20.0] and list(curves[1].get_ydata()) == [0.5, 0.7]
-    assert sorted(line.get_ydata()[0] for line in ax.lines if line.get_label().startswith("_")) == [0.5, 0.9]
+    assert sorted(line.get_ydata()[0] for line in ax.lines if line.get_label().startswith("_")) == [0.6, 0.85]  # quick targets
     assert bench.plot_metric_against_time(report, tmp_path / "p.png").stat().st_size > 10_000
 
 
@@ -138,7 +138,7 @@ def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
 def test_bench_runs_malaria_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     r, md = _smoke_report(tmp_path, monkeypatch, "malaria")
     m = r["metrics"]
-    assert r["task1_train_seconds"] > 0 and "val_macro_f1 >= 0.5" in md
+    assert r["task1_train_seconds"] > 0 and "val_macro_f1 >= 0.6" in md
     assert m["num_val_patches"] > 3 and set(m["val_f1_per_stage"]) == {"ring", "trophozoite", "schizont", "gametocyte"}
     defined = [v for v in m["val_f1_per_stage"].values() if v is not None]
     assert m["val_macro_f1"] == (pytest.approx(sum(defined) / len(defined)) if defined else None)

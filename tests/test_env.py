@@ -1,7 +1,6 @@
 import dataclasses
 import re
 import sys
-import types
 from pathlib import Path
 
 import nbformat
@@ -14,6 +13,7 @@ from helpers.course.release import REPO_TAG, REPO_URL
 from helpers.course.setup_cell import SETUP_CELL_INDEX, render_setup_cell
 from helpers.sampling import check_count, seeded_noise
 
+from colab_support import fake_colab as _fake_colab
 from conftest import REPO_ROOT
 
 
@@ -134,23 +134,6 @@ def test_only_helpers_env_reads_ganlab_variables():
         sources[nb] = "\n".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
     readers = {str(p.relative_to(REPO_ROOT)) for p, text in sources.items() if _READ.search(text)}
     assert readers - _NOT_YET_CONVERTED == set(), "read them with helpers.env.settings()"
-
-
-def _fake_colab(monkeypatch, mount):
-    """A ``google.colab`` module whose ``drive.mount`` is ``mount``; calls are recorded."""
-    calls = []
-
-    def recorded(path, **kwargs):
-        calls.append((path, kwargs))
-        return mount(Path(path))
-
-    colab = types.ModuleType("google.colab")
-    colab.drive = types.SimpleNamespace(mount=recorded)
-    google = types.ModuleType("google")
-    google.colab = colab
-    monkeypatch.setitem(sys.modules, "google", google)
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    return calls
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import tomllib
 import types
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from colab_support import fake_colab
 from conftest import REPO_ROOT
 from helpers.env import settings
 from helpers.malaria import fetch
@@ -96,23 +96,6 @@ def lab3_env(tmp_path, monkeypatch) -> types.SimpleNamespace:
 def fetched_paths(urls: list[str], manifest: fetch.Manifest) -> list[str]:
     """The manifest paths of the opened URLs, in order."""
     return [next(f.path for f in manifest.files if url.endswith("/" + f.path)) for url in urls]
-
-
-def fake_colab(monkeypatch, mount) -> list[str]:
-    """A ``google.colab`` module whose ``drive.mount(path)`` runs ``mount(Path(path))``; returns the mounted paths."""
-    calls: list[str] = []
-
-    def recorded(path, **kwargs):
-        calls.append(path)
-        return mount(Path(path))
-
-    colab = types.ModuleType("google.colab")
-    colab.drive = types.SimpleNamespace(mount=recorded)
-    google = types.ModuleType("google")
-    google.colab = colab
-    monkeypatch.setitem(sys.modules, "google", google)
-    monkeypatch.setitem(sys.modules, "google.colab", colab)
-    return calls
 
 
 # ----------------------------------------------------------------------------- the committed manifest
@@ -382,7 +365,7 @@ def test_in_colab_the_data_is_kept_on_google_drive(lab3_env, source, manifest, m
     calls = fake_colab(monkeypatch, lambda path: (path / "MyDrive").mkdir(parents=True))
     path = fetch.malaria_data_path("quick", source=source, manifest=manifest)
     assert path == mount_root / "MyDrive" / "gan-lab" / "data" / "iml_malaria"
-    assert fetch.verify(path, manifest) == {} and calls == [str(mount_root)]
+    assert fetch.verify(path, manifest) == {} and [path for path, _ in calls] == [str(mount_root)]
     assert "WARNING" not in capsys.readouterr().out
     fetched = len(opened)
     assert fetch.malaria_data_path("full", source=source, manifest=manifest) == path  # the next time: on Drive

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbgrader.converters import GenerateAssignment
 from nbgrader.nbgraderformat import ValidationError
-from nbgrader.preprocessors import CheckCellMetadata, ClearHiddenTests, ClearSolutions, SaveCells
+from nbgrader.preprocessors import CheckCellMetadata, ClearHiddenTests, SaveCells
 from traitlets.config import Config
 
 from helpers.course.labs import LABS

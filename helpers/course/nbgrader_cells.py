@@ -43,7 +43,7 @@ from typing import Any
 import nbformat
 
 from helpers.course.labs import ANSWER_POINTS, POINTS, Lab, answer_cell_id
-from helpers.course.regions import (_BEGIN, TemplateError, hidden_test_ids, remove_hidden_tests,
+from helpers.course.regions import (TemplateError, hidden_test_ids, remove_hidden_tests,
                                     solution_regions)
 
 SCHEMA_VERSION = 3
