@@ -365,9 +365,12 @@ a GPU.
 | IML-Malaria (Lab 3) | fetched once, kept on Google Drive | fetched once into a cache folder (`data_README.md`) |
 
 In the `smoke` and `quick` profiles the checkpoint folder is `<lab>-<profile>`, so a short run never
-overwrites a real one. `GANLAB_CHECKPOINTS` puts checkpoints elsewhere; if Google Drive cannot be
-mounted, they go to the runtime's own disk, with a warning (they are lost when the runtime ends).
-Checkpoints are written after every epoch; running the cells again resumes from `last.pt`.
+overwrites a real one. `CHECKPOINT_DIR` in a notebook's parameters cell puts them in another folder (in
+Colab, a shared drive: `/content/drive/Shareddrives/<team>/...`); `GANLAB_CHECKPOINTS` moves the folder of
+every lab. If Google Drive cannot be mounted, they go to the runtime's own disk, with a warning (they are
+lost when the runtime ends). Checkpoints are written after every epoch; running the cells again resumes
+from `last.pt`. `BUDGET_MIN` in the parameters cell trains as many epochs as fit in that many minutes on
+the runtime you have (it times the first steps, and after a disconnect counts what was already spent).
 
 Hand in the links to your checkpoint folders in `checkpoint_links.txt` (the file says how).{share}
 Lab 3's stand-alone script `malaria_test.py` runs a model file the notebook saves
