@@ -7,6 +7,7 @@ notebooks; :func:`save_image_grid` writes images themselves (no axes) at their o
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -194,13 +195,38 @@ def plot_class_histogram(counts: Sequence[float], class_names: Sequence[str],
     return fig
 
 
+# A figure whose PNG is larger than this is shown as a JPEG when that is smaller (image grids of photos:
+# a smear patch grid is ~300 KB as PNG, ~60 KB as JPEG), so that notebooks with outputs stay small.
+PNG_LIMIT_BYTES = 150_000
+JPEG_QUALITY = 85
+
+
+def figure_image(fig: plt.Figure, png_limit: int = PNG_LIMIT_BYTES) -> tuple[bytes, str]:
+    """``fig`` encoded for a notebook: ``(bytes, "png")``, or ``(bytes, "jpeg")`` when the PNG is over
+    ``png_limit`` bytes and the JPEG (quality 85) is smaller."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    png = buffer.getvalue()
+    if len(png) <= png_limit:
+        return png, "png"
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(jpeg, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return (jpeg.getvalue(), "jpeg") if len(jpeg.getvalue()) < len(png) else (png, "png")
+
+
 def show(fig: plt.Figure) -> None:
-    """Display ``fig`` in a notebook (or do nothing in a script) and free its memory."""
+    """Display ``fig`` in a notebook (or do nothing in a script) and free its memory.
+
+    Large figures (photographic image grids) are shown as JPEG when that is smaller: see :func:`figure_image`.
+    """
     try:
         from IPython import get_ipython
-        from IPython.display import display
+        from IPython.display import Image, display
 
         if get_ipython() is not None:
-            display(fig)
+            data, kind = figure_image(fig)
+            display(Image(data=data, format=kind))
     finally:
         plt.close(fig)
