@@ -130,7 +130,7 @@ def print_probe_result(names: dict, lab: str) -> dict:
         result["acc_epochs"] = len(history["conditional_accuracy"])
         result["eval_keys"] = sorted(k for k in names["report"] if "conditional" in k)
     if lab == "fc":
-        result["runs"] = {run.name: run.epochs for run in names.values() if type(run).__name__ == "Run"}
+        result["runs"] = {name: run.epochs for name, run in names["runs"].items()}
         result["measured"] = sorted(f"{run}@{epoch}" for run, epoch in names["measurements"])
     if lab in ("vanilla", "cwgan", "fc"):
         result["error_names_argument"] = error_names_argument(names, lab)
