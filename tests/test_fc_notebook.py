@@ -45,8 +45,8 @@ def test_fc_runs_in_smoke_profile_and_resumes_with_the_same_measurements(lab_dir
     _assert_probe(probe_result(nb))
     text = all_text(nb)
     # the conclusions are printed from the measurements, one per experiment
-    for line in ("After 1 epoch(s): ", "spread of successive changes", "Highest recognised share after 1 epoch(s)",
-                 "Smallest against largest batch", "Best epoch by the recognised share", "How sure D is during epoch 1"):
+    for line in ("After 1 epoch(s): ", "spread of successive changes", "Closest to real digits after 1 epoch(s) (lowest FD)",
+                 "Smallest against largest batch", "Best epoch by the FD", "How sure D is during epoch 1"):
         assert line in text, line
     table = _table(nb)
     assert re.search(r"^run\s+dropout\s+lr\s+batch\s+epoch\s+steps\s+recognised", table, re.M), table
