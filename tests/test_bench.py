@@ -60,7 +60,7 @@ def test_summarise_malaria_reads_the_macro_f1_curve_and_undefined_epochs():
 
 def test_the_registry_chooses_the_labs_and_each_has_a_target(tmp_path, monkeypatch):
     assert bench.BENCH_LABS == [lab.name for lab in LABS if lab.bench]
-    assert set(bench.BENCH_LABS) == {"vanilla", "cwgan", "malaria"} and set(bench.BENCH_LABS) <= set(bench.TARGETS)
+    assert set(bench.BENCH_LABS) == {"vanilla", "cwgan", "malaria", "fc"} and set(bench.BENCH_LABS) <= set(bench.TARGETS)
     ran = []
 
     def fake_run_lab(lab, profile, workdir, timeout, keep=None):  # no notebook: only which labs main runs
@@ -133,6 +133,15 @@ def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     assert "real_floor" in m
     executed = nbformat.read(tmp_path / "nb" / "vanilla_smoke.ipynb", as_version=4)  # kept for its figures
     assert any(o.get("output_type") == "display_data" for c in executed.cells for o in c.get("outputs", []))
+
+
+def test_bench_runs_fc_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
+    """The fully connected GAN: the baseline run (its G, history and config) is what the benchmark measures."""
+    r, md = _smoke_report(tmp_path, monkeypatch, "fc")
+    m = r["metrics"]
+    assert abs(sum(m["class_histogram"]) - 1) < 1e-6 and 0 <= m["confident_fraction"] <= 1 and "real_floor" in m
+    assert r["config"]["num_epochs"] == 2 and r["config"]["dropout"] > 0  # the baseline's config, dropout on
+    assert "recognised >= 0.5" in md
 
 
 def test_bench_runs_malaria_in_smoke_profile_on_cpu(tmp_path, monkeypatch):

@@ -178,3 +178,33 @@ def test_the_other_solutions_get_full_marks(tmp_path):
         assert {c["kind"] for c in report["checks"]} == {"visible", "contract", "hidden"}
     items = {i["id"]: i for i in reports[0]["contract"]["items"]}
     assert items["not_copies"]["ok"] and items["class_9"]["ok"] and items["mode_restored"]["ok"]
+
+
+def test_the_fc_lab_is_graded_solution_full_marks_template_none_a_mistake_named(tmp_path):
+    """The extra fully connected lab: its solution, its template, and a discriminator whose dropout ignores eval mode."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lab = lab_named("fc")
+    broken = nbformat.read(lab.notebook_path(), as_version=4)  # the solution with one mistake: dropout always on
+    cell = next(c for c in broken.cells if c.cell_type == "code" and "class Discriminator(" in c.source)
+    assert cell.source.count("nn.Dropout(dropout)") == 2, "update this test: the solution's dropout changed"
+    cell.source = ("class AlwaysDropout(nn.Dropout):\n    def forward(self, h):\n"
+                   "        return F.dropout(h, self.p, training=True)\n\n\n"
+                   + cell.source.replace("nn.Dropout(dropout)", "AlwaysDropout(dropout)"))
+    paths = [lab.notebook_path(), write(template(lab.notebook_path()), tmp_path / "fc_gan_template.ipynb"),
+             write(broken, tmp_path / "fc_gan_dropout.ipynb")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        solution, empty, wrong = pool.map(lambda p: grade(p, lab="fc", out_dir=tmp_path / "out", timeout=900, watch=[]),
+                                          paths)
+    total = sum(lab_points("fc").values())
+    assert solution["lab"] == "fc" and solution["points"] == solution["max_points"] == total, solution["checks"]
+    assert solution["problems"] == [] and solution["contract"]["status"] == "passed"
+    assert [a["id"] for a in solution["by_hand"]] == list(lab_answer_points("fc"))
+    assert empty["points"] == 0 and empty["max_points"] == total
+    assert {c["status"] for c in empty["checks"]} == {"not implemented"}, empty["checks"]
+    statuses = {c["id"]: c for c in wrong["checks"]}
+    assert statuses["fc.discriminator"]["status"] == "failed"
+    assert "dropout is still active" in statuses["fc.discriminator"]["message"], statuses["fc.discriminator"]
+    assert statuses["fc.discriminator_other"]["status"] == "failed"
+    assert statuses["fc.generator"]["status"] == statuses["fc.losses"]["status"] == "passed"
+    assert 0 < wrong["points"] < total

@@ -219,13 +219,18 @@ def test_template_does_not_depend_on_the_python_that_last_ran_the_solution():
 
 
 def test_regeneration_is_byte_for_byte_stable(tmp_path):
-    for sol in SOLUTIONS:
-        shutil.copy(sol, tmp_path / sol.name)
+    for sol in SOLUTIONS:  # each at its registry path (extra/fc_gan.ipynb sits in a subfolder)
+        (tmp_path / sol.relative_to(REPO_ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sol, tmp_path / sol.relative_to(REPO_ROOT))
     assert main(["--root", str(tmp_path)]) == 0
-    first = {p.name: p.read_bytes() for p in (tmp_path / "templates").glob("*.ipynb")}
-    assert sorted(first) == sorted(p.name for p in SOLUTIONS)
+    templates = tmp_path / "templates"
+    first = {p.relative_to(templates).as_posix(): p.read_bytes() for p in templates.rglob("*.ipynb")}
+    assert sorted(first) == sorted(p.relative_to(REPO_ROOT).as_posix() for p in SOLUTIONS)
     assert main(["--root", str(tmp_path)]) == 0
-    assert {p.name: p.read_bytes() for p in (tmp_path / "templates").glob("*.ipynb")} == first
+    assert {p.relative_to(templates).as_posix(): p.read_bytes() for p in templates.rglob("*.ipynb")} == first
+    # a template in a subfolder that no registered lab makes is named too
+    (templates / "extra" / "stray.ipynb").write_bytes(first["extra/fc_gan.ipynb"])
+    assert stale_templates(tmp_path) == ["templates/extra/stray.ipynb: no solution notebook of a registered lab makes it"]
     # what nbformat reads back and writes again is the same text
     for name, data in first.items():
         assert nbformat.writes(nbformat.reads(data.decode(), as_version=4)) + "\n" == data.decode()

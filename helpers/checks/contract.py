@@ -1,7 +1,7 @@
 """What every lab's ``generate`` must do, written once: the contract as data, and one checker.
 
-    generate(n, seed=None)       vanilla, malaria   float32 array (n, *image_shape) in [0, 1]
-    generate(n, c, seed=None)    cwgan              the same, all of class c (an index or a name, any case)
+    generate(n, seed=None)       vanilla, fc, malaria   float32 array (n, *image_shape) in [0, 1]
+    generate(n, c, seed=None)    cwgan                  the same, all of class c (an index or a name, any case)
 
 :class:`GenerateContract` holds the rules of one lab (image shape, classes, the bad arguments and the
 exception each must raise, the network whose train/eval mode must survive the call, the training set
@@ -52,6 +52,7 @@ class GenerateContract:
 VANILLA = GenerateContract("vanilla", (28, 28), model="G_ema", copies_dataset="mnist")
 CWGAN = GenerateContract("cwgan", (28, 28), classes=tuple(FASHION_CLASSES), model="G", copies_dataset="fashion_mnist")
 MALARIA = GenerateContract("malaria", None, model="G")
+FC = GenerateContract("fc", (28, 28), model="G", copies_dataset="mnist")
 
 
 @dataclass

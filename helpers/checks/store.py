@@ -102,6 +102,7 @@ ANSWERS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "vanilla": ("lab8_vanilla.ipynb", vanilla_answers),
     "cwgan": ("lab8_cwgan.ipynb", cwgan_answers),
     "malaria": ("dcgan_malaria.ipynb", malaria_answers),
+    "fc": ("extra/fc_gan.ipynb", vanilla_answers),  # the same BCE losses, computed from the fc notebook's own code
 }
 
 

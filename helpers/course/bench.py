@@ -19,7 +19,9 @@ vanilla quick >= 85% of digits recognised with confidence >= 0.9, every digit 6-
 accuracy in <= 3 min; full within 3 points of the real-data floor, every class within 10 points of its
 own floor, FD <= 4x the floor, <= 45 min. Lab 3 full: the stage head's macro-F1 on the validation
 fields (mean F1 over the stages whose F1 is defined) >= 0.6 in <= 45 min (no quick target: the same
-line is drawn). ``target_checks`` lists each criterion with its measured value.
+line is drawn). The fully connected GAN (extra lab, its baseline run) has no issue target yet: a provisional
+50% recognised in quick and 80% in full, the baseline's training <= 3 and <= 45 min.
+``target_checks`` lists each criterion with its measured value.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ BENCH_LABS = [lab.name for lab in LABS if lab.bench]
 # "time to target". The full criteria of a profile (floors, balance, FD, time) are in target_checks.
 TARGETS = {
     "vanilla": ("recognised", {"smoke": 0.85, "quick": 0.85, "full": 0.92}),   # MNIST classifier >= 0.9 sure
+    "fc": ("recognised", {"smoke": 0.5, "quick": 0.5, "full": 0.8}),            # the baseline run; no issue target yet
     "cwgan": ("conditional_accuracy", {"smoke": 0.82, "quick": 0.82, "full": 0.875}),  # full: floor 0.905 - 3 pts
     "malaria": ("val_macro_f1", {"smoke": 0.6, "quick": 0.6, "full": 0.6}),     # stage head, validation fields
 }
 # Training-time limits in seconds (this CPU), per lab and profile; None: no limit set by the issue.
-TIME_LIMITS = {"vanilla": {"quick": 180, "full": 1200}, "cwgan": {"quick": 180, "full": 2700},
+TIME_LIMITS = {"vanilla": {"quick": 180, "full": 1200}, "fc": {"quick": 180, "full": 2700}, "cwgan": {"quick": 180, "full": 2700},
                "malaria": {"full": 2700}}
 
 
@@ -80,6 +83,9 @@ def target_checks(lab: str, profile: str, m: dict, train_seconds: float) -> list
         hist = m["class_histogram"]  # the issue asks it of quick; a full run that loses it is no better
         checks.append((f"digits {min(hist):.1%}-{max(hist):.1%} (each 6-14%)", min(hist) >= 0.06 and max(hist) <= 0.14))
         fd(10 if profile != "full" else 4)
+    elif lab == "fc":
+        share = TARGETS["fc"][1]["full" if profile == "full" else "quick"]
+        checks.append((f"recognised {m['confident_fraction']:.1%} (>= {share:.0%})", m["confident_fraction"] >= share))
     elif lab == "cwgan":
         acc = m["conditional_accuracy"]
         if profile != "full":
@@ -268,7 +274,7 @@ def _key_metrics(r: dict) -> tuple[str, str]:
     """The Markdown cells "key metrics" and "real-data floor" of one result."""
     m = r["metrics"]
     f = m.get("real_floor", {})
-    if r["lab"] == "vanilla":
+    if r["lab"] in ("vanilla", "fc"):
         return (f"confident {m['confident_fraction']:.1%}, digits {min(m['class_histogram']):.1%}–"
                 f"{max(m['class_histogram']):.1%}, KL {m['kl_from_uniform']:.3f}, FD {m['frechet_distance']:.2f}",
                 f"confident {f['confident_fraction']:.1%}, KL {f['kl_from_uniform']:.3f}, FD {f['frechet_distance']:.2f}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from helpers.checks.contract import CWGAN, MALARIA, VANILLA, GenerateContract
+from helpers.checks.contract import CWGAN, FC, MALARIA, VANILLA, GenerateContract
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,9 @@ LABS: list[Lab] = [
         dataset="fashion_mnist", bench=True),
     Lab("malaria", "dcgan_malaria.ipynb", "templates/dcgan_malaria.ipynb", "helpers.checks.malaria", MALARIA,
         dataset=None, bench=True),
+    # Additional labs live in extra/; their templates mirror the path under templates/.
+    Lab("fc", "extra/fc_gan.ipynb", "templates/extra/fc_gan.ipynb", "helpers.checks.fc", FC,
+        dataset="mnist", bench=True),
 ]
 
 # Points of every graded check, all labs: visible checks (registered in helpers/checks/<lab>.py as GRADED),
@@ -85,6 +88,14 @@ POINTS: dict[str, float] = {
     "malaria.train_step_multitask": 2,
     "malaria.grad_cam": 2,
     "malaria.generate_64": 1,               # hidden
+    # Extra lab: a fully connected GAN on MNIST, with and without dropout in D
+    "fc.generator": 2,
+    "fc.discriminator": 3,
+    "fc.losses": 2,
+    "fc.train_step": 3,
+    "fc.generate": 2,
+    "fc.generator_sizes": 1,                # hidden
+    "fc.discriminator_other": 1,            # hidden
 }
 
 # Points of the answer cells, all labs: the handout's questions, answered in markdown cells whose whole
@@ -102,6 +113,10 @@ ANSWER_POINTS: dict[str, float] = {
     "malaria.answer_multitask_d": 2,        # How does D behave with the classification head?
     "malaria.answer_head_generator": 2,     # Does the classification head affect the generator?
     "malaria.answer_experiments": 2,        # What do the experiments (batch size, epochs, optimizer) show?
+    "fc.answer_dropout": 2,                 # What does dropout in D change, and why?
+    "fc.answer_lr": 2,                      # What does a learning rate of 0.01 do?
+    "fc.answer_batch_size": 2,              # What does the batch size change?
+    "fc.answer_epochs": 1,                  # How do the samples evolve over the epochs?
 }
 
 

@@ -43,6 +43,9 @@ def untrained_is_refused(names: dict, lab: str) -> bool:
     if lab == "vanilla":
         key, fresh = "G_ema", names["EMA"](names["Generator"](cfg.latent_dim, cfg.g_width).to(device))
         call = (2,)
+    elif lab == "fc":
+        key, fresh = "G", names["Generator"](cfg.latent_dim, cfg.hidden).to(device)
+        call = (2,)
     elif lab == "cwgan":
         key, fresh = "G", names["Generator"](cfg.latent_dim, cfg.g_width).to(device)
         call = (2, "Bag")
@@ -126,7 +129,10 @@ def print_probe_result(names: dict, lab: str) -> dict:
     if lab == "cwgan":
         result["acc_epochs"] = len(history["conditional_accuracy"])
         result["eval_keys"] = sorted(k for k in names["report"] if "conditional" in k)
-    if lab in ("vanilla", "cwgan"):
+    if lab == "fc":
+        result["runs"] = {name: run.epochs for name, run in names["runs"].items()}
+        result["measured"] = sorted(f"{run}@{epoch}" for run, epoch in names["measurements"])
+    if lab in ("vanilla", "cwgan", "fc"):
         result["error_names_argument"] = error_names_argument(names, lab)
         result["numpy_count"] = list(generate(np.int64(2), *((1,) if lab == "cwgan" else ())).shape)
     else:
@@ -206,7 +212,7 @@ def print_bench_result(names: Mapping[str, Any], lab: str) -> dict:
     from helpers.metrics import evaluate_samples
 
     env, cfg, history, generate, device = (names[k] for k in ("env", "cfg", "history", "generate", "device"))
-    if lab == "vanilla":
+    if lab in ("vanilla", "fc"):  # fc: the baseline run (its G, history and config)
         n = {"smoke": 200, "quick": 2000, "full": 5000}[env.profile]
         x = torch.from_numpy(generate(n, seed=2024)).unsqueeze(1) * 2 - 1
         metrics = evaluate_samples(x.to(device), dataset="mnist")
@@ -222,7 +228,7 @@ def print_bench_result(names: Mapping[str, Any], lab: str) -> dict:
         history, metrics = _malaria_bench(names)  # Task 2: the multi-task head carries the target metric
         images_per_step, key = cfg.batch_size, "val_macro_f1"
     else:
-        raise ValueError(f"the benchmark measures the vanilla, cwgan and malaria labs, not {lab!r}")
+        raise ValueError(f"the benchmark measures the vanilla, fc, cwgan and malaria labs, not {lab!r}")
     result = {"metrics": metrics, "epoch_end": history["epoch_end"], "epoch_seconds": history["epoch_seconds"],
               "images_per_step": images_per_step, "per_epoch": {key: history.get(key, [])}, "config": asdict(cfg),
               "contract": contract_report(names, lab), "peak_memory": peak_memory(device)}

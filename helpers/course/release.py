@@ -381,7 +381,7 @@ point the labs at a copy of your own.
 
 The datasets are not part of this repository: they are downloaded when a lab first needs them.
 
-* **MNIST** (`lab8_vanilla.ipynb`): Y. LeCun, C. Cortes, C. J. C. Burges, the MNIST database of
+* **MNIST** (`lab8_vanilla.ipynb`, `extra/fc_gan.ipynb`): Y. LeCun, C. Cortes, C. J. C. Burges, the MNIST database of
   handwritten digits. Cite LeCun, Bottou, Bengio, Haffner, "Gradient-based learning applied to document
   recognition", Proc. IEEE 86(11), 1998.
 * **Fashion-MNIST** (`lab8_cwgan.ipynb`): H. Xiao, K. Rasul, R. Vollgraf, "Fashion-MNIST: a Novel Image

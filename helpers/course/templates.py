@@ -401,7 +401,7 @@ def stale_templates(root: str | Path = REPO_ROOT) -> list[str]:
         elif dst.read_bytes() != render_template(solution).encode("utf-8"):
             problems.append(f"{rel}: stale, differs from what {solution.name} generates")
     expected = {template_path(s, root).resolve() for s in solutions}
-    for extra in sorted((root / TEMPLATE_DIR_NAME).glob("*.ipynb")):
+    for extra in sorted((root / TEMPLATE_DIR_NAME).rglob("*.ipynb")):  # templates mirror subfolders (extra/)
         if extra.resolve() not in expected:
             problems.append(f"{extra.relative_to(root)}: no solution notebook of a registered lab makes it")
     return problems
