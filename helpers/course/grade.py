@@ -79,11 +79,10 @@ from helpers.env import settings
 from helpers.course.labs import (ANSWER_POINTS, LABS, POINTS, REPO_ROOT, answer_cell_id, lab_named, lab_names,
                                 lab_points)
 from helpers.course.grade_runner import PROGRESS_NAME, SMOKE_CELL
-from helpers.course.regions import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN
+from helpers.course.regions import _BEGIN, _BEGIN_HIDDEN, _END_HIDDEN, HIDDEN_TEST_ID
 
 DEFAULT_TIMEOUT = 900
 MAX_SNAPSHOT_ENTRIES = 50_000
-_HIDDEN_ID = re.compile(r"^#\s*hidden test\s+(?P<id>[\w.]+)\s*(?::\s*(?P<title>.*))?$")
 
 
 # ----------------------------------------------------------------------------- which lab, which tests
@@ -121,7 +120,7 @@ def hidden_tests(notebook: str | Path) -> list[dict[str, str]]:
                 region = []
             elif _END_HIDDEN.match(line) and region is not None:
                 body = textwrap.dedent("\n".join(region))
-                m = _HIDDEN_ID.match(body.strip().split("\n", 1)[0].strip())
+                m = HIDDEN_TEST_ID.match(body.strip().split("\n", 1)[0].strip())
                 if not m:
                     raise ValueError(f"{Path(notebook).name} cell {index}: a hidden-tests region must start with "
                                      f"'# hidden test <lab>.<name>: <title>'")
