@@ -33,3 +33,15 @@ def lab_dirs(tmp_path, monkeypatch) -> dict:
     monkeypatch.setenv("GANLAB_CHECKPOINTS", str(dirs["checkpoints"]))
     monkeypatch.setenv("GANLAB_OUTPUT", str(dirs["outputs"]))
     return dirs
+
+
+def check_fails(check, *args, match: str, **kwargs) -> str:
+    """Call ``check``; it must raise ``CheckFailed`` whose message holds ``match`` and a hint. Returns the message."""
+    from helpers.checks.common import CheckFailed
+
+    with pytest.raises(CheckFailed) as info:
+        check(*args, **kwargs)
+    msg = str(info.value)
+    assert match in msg, msg
+    assert "Hint:" in msg, msg
+    return msg

@@ -19,10 +19,9 @@ from types import SimpleNamespace
 from helpers.checks import common, cwgan, malaria, vanilla
 from helpers.course.notebook_code import code_cells, load_definitions
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, check_fails as _fails
 
 checks = SimpleNamespace(**{**vars(common), **vars(vanilla), **vars(cwgan), **vars(malaria)})
-from helpers.checks import CheckFailed
 from helpers.sampling import check_count, seeded_noise, to_unit_images
 
 torch.set_num_threads(1)
@@ -33,15 +32,6 @@ MALARIA_NB = REPO_ROOT / "dcgan_malaria.ipynb"
 VANILLA = load_definitions(VANILLA_NB)
 CWGAN = load_definitions(CWGAN_NB)
 Generator = VANILLA.Generator  # the notebook's generator, also what the generate tests below sample from
-
-
-def _fails(check, *args, match: str, **kwargs) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args, **kwargs)
-    msg = str(info.value)
-    assert match in msg, msg
-    assert "Hint:" in msg, msg
-    return msg
 
 
 def _mutant(path, module, name: str, *edits: tuple[str, str]):

@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.checks import CheckFailed
 from helpers.checks.fc import (check_fc_discriminator, check_fc_generator, check_fc_losses, check_fc_train_step,
                                check_generate)
 from helpers.course.labs import lab_named
 from helpers.course.notebook_code import code_cells, load_definitions
 from helpers.sampling import mark_trained
+
+from conftest import check_fails as _fails
 
 torch.set_num_threads(1)
 
@@ -26,15 +27,6 @@ NOTEBOOK = lab_named("fc").notebook_path()
 FC = load_definitions(NOTEBOOK, module_name="ganlab_test_fc")
 FC.cfg = FC.Config()                 # what the notebook's functions read as globals
 FC.device = torch.device("cpu")
-
-
-def _fails(check, *args, match: str, **kwargs) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args, **kwargs)
-    msg = str(info.value)
-    assert match in msg, msg
-    assert "Hint:" in msg, msg
-    return msg
 
 
 def _mutant(name: str, *edits: tuple[str, str]):
