@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.course.labs import LABS
 from helpers.course.release import REPO_TAG, REPO_URL
 from helpers.course.setup_cell import (SETUP_CELL_INDEX, SetupCellError, main, render_setup_cell, setup_cell_drift,
                                        sync_setup_cells)
@@ -22,7 +23,7 @@ from helpers.course.setup_cell import (SETUP_CELL_INDEX, SetupCellError, main, r
 from conftest import REPO_ROOT
 from release_support import git
 
-LAB_NOTEBOOKS = ["lab8_vanilla.ipynb", "lab8_cwgan.ipynb", "dcgan_malaria.ipynb"]
+LAB_NOTEBOOKS = [lab.notebook for lab in LABS]  # every lab, extra/ ones too
 
 RUNNER = r'''
 import importlib, json, os, sys, types
@@ -242,6 +243,7 @@ def test_colab_failures_stop_with_the_command_git_output_and_what_to_do(tmp_path
 def _copies(tmp_path: Path) -> list[Path]:
     paths = []
     for name in LAB_NOTEBOOKS:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes())
         paths.append(tmp_path / name)
     return paths
