@@ -54,6 +54,10 @@ def test_the_reports_on_disk_say_the_same(solution_report):
     assert f"**{report['max_points']:g} / {report['max_points']:g} automatic points**" in md
     assert "| `vanilla.generate_sizes`" in md and "| hidden | ✓ passed |" in md
     assert "disposable environment" in md and "Nothing the notebook printed counts" in md
+    hand = lab_answer_points("vanilla")
+    for answer_id, points in hand.items():  # each answer cell with its points, and their sum
+        assert f"(`{answer_id}`), {points:g} points" in md, md
+    assert f"Up to {sum(hand.values()):g} more points by hand" in md
 
 
 def test_the_template_gets_no_points(tmp_path):

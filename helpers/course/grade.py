@@ -387,8 +387,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"| {_md(i['requirement'])} | {icon.get(i['status'], '–')} {i['status']} | {_md(i['message'])} |"
                   for i in contract["items"]]
     lines += ["", "## To grade by hand", ""]
-    lines += [f"- cell {a['cell'] or '(missing)'}: {_md(a['title'])} (`{a['id']}`)" for a in report["by_hand"]] or \
-        ["No answer cells in this lab."]
+    lines += [f"- cell {a['cell'] or '(missing)'}: {_md(a['title'])} (`{a['id']}`), "
+              + (f"{a['points']:g} points" if a.get("points") is not None else "no points in ANSWER_POINTS")
+              for a in report["by_hand"]] or ["No answer cells in this lab."]
+    by_hand = sum(a["points"] or 0 for a in report["by_hand"])
+    if by_hand:
+        lines.append(f"\nUp to {by_hand:g} more points by hand: `python -m helpers.course.grade merge` adds them.")
     ex = report["execution"]
     lines += ["", "## Execution", "",
               f"- profile `smoke`, time limit {report['timeout_s']:g} s, took {report['duration_s']} s",
