@@ -28,6 +28,7 @@ from dataclasses import asdict, is_dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from helpers.checkpoints import CheckpointManager, restore, unwrap
@@ -340,8 +341,9 @@ def fit(
 
     Returns:
         The history: ``{metric: [value per iteration]}``, including resumed epochs, plus
-        ``"epoch_end"``, the iteration count at the end of each epoch, and ``"epoch_seconds"``,
-        each epoch's training time (without ``on_epoch_end`` and the checkpoint).
+        ``"epoch_end"``, the iteration count at the end of each epoch, ``"epoch_seconds"``,
+        each epoch's training time (without ``on_epoch_end`` and the checkpoint), and ``"step_flops"``:
+        ``[the floating-point operations of one train_step]``, counted once (:func:`count_step_flops`).
     """
     if budget_min is None and (not isinstance(num_epochs, int) or num_epochs < 0):
         raise ValueError(f"num_epochs must be a non-negative integer, got {num_epochs!r}.")
@@ -400,12 +402,19 @@ def fit(
             total = steps_per_epoch if total is None else min(total, steps_per_epoch)
         # A budgeted session times its first steps, waiting for the GPU before it reads the clock.
         measure = min(MEASURE_STEPS, total) if not planned and total else None
+        # One step's FLOPs are counted once per run: the second step (after any warm-up), or in a budgeted
+        # session the first step after the timed ones, so the counting's own overhead is never timed.
+        flops_step = 1 if planned else (measure if measure is not None else -1)
         first_step = 0.0
         bar = tqdm(batches, total=total, desc=f"epoch {epoch + 1}/{target}", leave=False)
         for it, batch in enumerate(bar):
             if steps_per_epoch is not None and it >= steps_per_epoch:
                 break
-            metrics = train_step(*batch)
+            if it == flops_step and "step_flops" not in history:
+                metrics, flops = count_step_flops(train_step, batch)
+                history["step_flops"] = [float(flops)]
+            else:
+                metrics = train_step(*batch)
             if after_step is not None:
                 after_step()
             if not planned and it == 0:
@@ -466,6 +475,23 @@ def fit(
         flush_writes()
         print(f"Checkpoints: {shown_path(manager.last_path)} (latest), {shown_path(manager.best_path)} (best).")
     return history
+
+
+def count_step_flops(train_step: StepFn, batch: tuple[torch.Tensor, ...]) -> tuple[dict[str, Any], int]:
+    """Run ``train_step(*batch)`` once under :class:`torch.utils.flop_counter.FlopCounterMode`.
+
+    Args:
+        train_step: the training step, as :func:`fit` calls it.
+        batch: one batch.
+
+    Returns:
+        (what the step returned, the floating-point operations it ran: forward and backward matrix
+        products and convolutions, 2 per multiply-add, as torch counts them; element-wise work such
+        as activations, normalisation and the optimizer's update is not counted).
+    """
+    with FlopCounterMode(display=False) as counter:
+        metrics = train_step(*batch)
+    return metrics, counter.get_total_flops()
 
 
 def _wait_for_device(models: Mapping[str, torch.nn.Module]) -> None:

@@ -30,6 +30,27 @@ def test_summarise_computes_speed_and_time_to_target():
     assert bench.summarise("vanilla", raw, 12.0)["seconds_to_target"] is None
 
 
+def test_counted_flops_give_the_rate_reached_and_a_labelled_gpu_estimate():
+    raw = {"epoch_end": [10, 20], "epoch_seconds": [2.0, 2.0], "images_per_step": 64,
+           "per_epoch": {"recognised": [0.5, 0.6]}, "metrics": {"confident_fraction": 0.6, "class_histogram": [0.1] * 10, "kl_from_uniform": 0.0,
+                                                          "frechet_distance": 9.0, "real_floor": {"confident_fraction": 0.98,
+                                                          "kl_from_uniform": 0.0, "frechet_distance": 2.0}},
+           "config": {}, "contract": {"status": "passed", "items": []}, "step_flops": 4.05e9}
+    f = bench.summarise("vanilla", raw, wall_seconds=5.0)["flops"]
+    assert f["train_tflops"] == 0.081 and f["achieved_gflops_per_s"] == 20.25  # 20 steps x 4.05 GFLOPs in 4 s
+    # 81e9 FLOPs on a T4's 8.1 TFLOPS: 10 ms at 100%, so 25 ms at 40% and 100 ms at 10%
+    assert f["gpu_estimate_seconds"] == [0.0, 0.1] and "ESTIMATE, not measured" in f["gpu_estimate_basis"]
+    assert bench.flops_summary(8.1e12, 1, 1.0)["gpu_estimate_seconds"] == [2.5, 10.0]
+    report = {"profile": "quick", "command": "x", "environment": {"device": "cpu", "device_name": "x86_64",
+              "torch": "2", "python": "3.11", "cpu_count": 2, "torch_threads": 2, "platform": "Linux", "date": "d"},
+              "results": [bench.summarise("vanilla", dict(raw, step_flops=8.1e12 * 6), 5.0)]}
+    md = bench.to_markdown(report)
+    assert "| vanilla | 48600.00 G | 972.00 | 243000.0 GFLOP/s | 5.0–20.0 min (estimate) |" in md, md
+    assert "Not a measurement: this project has no GPU." in md
+    raw.pop("step_flops")  # a notebook trained without fit's count: no figure, no estimate
+    assert "flops" not in bench.summarise("vanilla", raw, 5.0)
+
+
 def _malaria_raw(per_epoch, final):
     return {
         "epoch_end": [5, 10, 15],
@@ -134,6 +155,7 @@ def test_bench_runs_vanilla_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     m = r["metrics"]
     assert abs(sum(m["class_histogram"]) - 1) < 1e-6 and 0 <= m["confident_fraction"] <= 1
     assert "real_floor" in m
+    assert r["flops"]["step_flops"] > 1e6 and "estimated T4 training time" in md  # fit counted one real step
     executed = nbformat.read(tmp_path / "nb" / "vanilla_smoke.ipynb", as_version=4)  # kept for its figures
     assert any(o.get("output_type") == "display_data" for c in executed.cells for o in c.get("outputs", []))
 

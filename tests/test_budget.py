@@ -253,3 +253,45 @@ def test_time_budget_counts_earlier_sessions_and_this_one():
     with pytest.raises(ValueError, match="spent_seconds"):
         TimeBudget(2, spent_seconds=-1.0, clock=clock)
     assert math.isclose(TimeBudget(0.5, clock=clock).total_seconds, 30.0)
+
+
+# ----------------------------------------------------------------------------- the counted FLOPs of one step
+def _counted_steps(monkeypatch, clock: FakeClock) -> list[int]:
+    """The 0-based train_step calls that ran under fit's FLOP counter, read from the fake clock
+    (_train's first step starts at 1000 s and takes 5 s, every later one 1 s)."""
+    import helpers.training as training
+
+    counted, real = [], training.count_step_flops
+
+    def spy(train_step, batch):
+        counted.append(0 if clock.now == 1000.0 else int(clock.now - 1005.0) + 1)
+        return real(train_step, batch)
+
+    monkeypatch.setattr(training, "count_step_flops", spy)
+    return counted
+
+
+def test_one_step_is_counted_once_and_by_hand(monkeypatch):
+    """nn.Linear(3, 1) on batches of 8: forward 2*8*3 = 48 FLOPs (the bias add is not a product), the weight's
+    gradient another 48; the input needs no gradient. The second step is counted (the first may be a warm-up)."""
+    clock = FakeClock()
+    counted = _counted_steps(monkeypatch, clock)
+    history, steps = _train(clock, None, num_epochs=2)
+    assert history["step_flops"] == [96.0] and steps == 20 and counted == [1]
+
+
+def test_a_budgeted_session_counts_the_first_step_after_its_timed_ones(monkeypatch):
+    clock = FakeClock()
+    counted = _counted_steps(monkeypatch, clock)
+    history, steps = _train(clock, 1)
+    # An epoch here is 10 steps, all of them timed: the count waits for the second step of epoch 2.
+    assert MEASURE_STEPS == 10 and counted == [11] and history["step_flops"] == [96.0]
+    assert steps == 50  # the plan of the run without a count (5 epochs)
+
+
+def test_a_resumed_run_keeps_its_count(tmp_path, monkeypatch):
+    clock = FakeClock()
+    counted = _counted_steps(monkeypatch, clock)
+    _train(clock, None, folder=str(tmp_path), num_epochs=1)
+    history, _ = _train(FakeClock(), None, folder=str(tmp_path), num_epochs=2)
+    assert history["step_flops"] == [96.0] and len(counted) == 1  # from the checkpoint, not counted again

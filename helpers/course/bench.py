@@ -11,6 +11,8 @@ kernel imports). Writes ``bench_<profile>_<device>.json``, a Markdown report and
 lab's target metric against training seconds (``.png``) beside it, and prints the report. Every
 figure carries the device, the software versions, the command that produced it and the machine's
 load average at the start and end of each run (other work on the machine slows a benchmark down).
+The FLOPs of one training step, counted by ``fit``, give the training's total work, the rate this
+device reached and an estimated T4 time (:data:`GPU_ESTIMATE`: an estimate, labelled as one).
 
 The labs measured are those whose registry record (``helpers.course.labs.LABS``) has ``bench=True``.
 Targets (issue 15, measured on this project's CPU; each beside its real-data floor, FD at n = 5,000 in full):
@@ -58,6 +60,41 @@ TARGETS = {
 # Training-time limits in seconds (this CPU), per lab and profile; None: no limit set by the issue.
 TIME_LIMITS = {"vanilla": {"quick": 180, "full": 1200}, "fc": {"quick": 180, "full": 2700}, "cwgan": {"quick": 180, "full": 2700},
                "malaria": {"full": 2700}}
+
+
+# A GPU time here is an ESTIMATE, never a measurement (this project has no GPU): the counted FLOPs of the
+# training divided by a T4's (Colab's usual GPU) fp32 peak times an assumed share of that peak. Small
+# networks with small batches keep a GPU far from its peak (kernel launches, memory traffic), so the range
+# runs from a good case (40% of peak) to a poor one (10%); the real time can be longer still.
+GPU_ESTIMATE = {"name": "NVIDIA T4 (Colab)", "peak_fp32_tflops": 8.1, "utilisation": (0.40, 0.10)}
+
+
+def flops_summary(step_flops: float | None, steps: int, train_seconds: float) -> dict | None:
+    """Counted training FLOPs, the rate this device reached, and the estimated GPU time range.
+
+    Args:
+        step_flops: one training step's FLOPs (``history["step_flops"]`` from :func:`helpers.training.fit`).
+        steps: training steps run.
+        train_seconds: their measured training time on this device.
+
+    Returns:
+        ``None`` without a count; else ``{"step_flops", "train_tflops", "achieved_gflops_per_s",
+        "gpu_estimate_seconds": [good, poor], "gpu_estimate_basis"}``.
+    """
+    if not step_flops:
+        return None
+    total = float(step_flops) * steps
+    peak = GPU_ESTIMATE["peak_fp32_tflops"] * 1e12
+    good, poor = (total / (peak * u) for u in GPU_ESTIMATE["utilisation"])
+    return {
+        "step_flops": float(step_flops),
+        "train_tflops": round(total / 1e12, 3),
+        "achieved_gflops_per_s": round(total / train_seconds / 1e9, 2) if train_seconds > 0 else None,
+        "gpu_estimate_seconds": [round(good, 1), round(poor, 1)],
+        "gpu_estimate_basis": (f"ESTIMATE, not measured: counted training FLOPs / ({GPU_ESTIMATE['peak_fp32_tflops']} "
+                               f"TFLOPS fp32 peak of an {GPU_ESTIMATE['name']} x "
+                               + " to ".join(f"{u:.0%}" for u in GPU_ESTIMATE["utilisation"]) + " of it)"),
+    }
 
 
 def target_threshold(lab: str, profile: str) -> tuple[str, float]:
@@ -185,6 +222,9 @@ def summarise(lab: str, raw: dict, wall_seconds: float, profile: str = "full") -
         out["peak_memory_mb"] = round(peak, 1) if peak is not None else None
         out["peak_memory_kind"] = "CUDA peak allocated" if on_gpu else "peak RSS of the notebook kernel"
         out["peak_memory"] = memory
+    flops = flops_summary(raw.get("step_flops"), sum(steps), train_seconds)
+    if flops is not None:
+        out["flops"] = flops
     if "task1_train_seconds" in raw:
         out["task1_train_seconds"] = round(raw["task1_train_seconds"], 1)
         out["measured_run"] = ("Task 2, G_mt against the multi-task D (the plain LSGAN of Task 1 trained before it: "
@@ -335,6 +375,20 @@ def to_markdown(report: dict) -> str:
         if "measured_run" in r:
             lines.append(f"- {r['lab']}: metric, seconds and images/s are those of Task 2 (G_mt against the "
                          f"multi-task D); Task 1's plain LSGAN trained {r['task1_train_seconds']} s before it.")
+    counted = [r for r in report["results"] if r.get("flops")]
+    if counted:
+        lines += ["", "Counted work and a GPU estimate (the FLOPs of one training step counted by "
+                  "`torch.utils.flop_counter` in `fit`, times the steps run):", "",
+                  "| lab | FLOPs per step | training TFLOPs | reached here | estimated T4 training time |",
+                  "|---|---|---|---|---|"]
+        for r in counted:
+            f = r["flops"]
+            good, poor = f["gpu_estimate_seconds"]
+            lines.append(f"| {r['lab']} | {f['step_flops'] / 1e9:.2f} G | {f['train_tflops']:.2f} | "
+                         f"{_num(f['achieved_gflops_per_s'], '.1f')} GFLOP/s | {good / 60:.1f}–{poor / 60:.1f} min "
+                         f"(estimate) |")
+        lines += ["", f"T4 times: {counted[0]['flops']['gpu_estimate_basis']}. Matrix products and convolutions "
+                  "only; element-wise work is not counted. Not a measurement: this project has no GPU."]
     if report.get("plot"):
         lines += ["", f"![target metric against training seconds]({report['plot']})"]
     lines += ["", "FD: Fréchet distance on the project classifier's penultimate features (not Inception FID); "

@@ -231,7 +231,8 @@ def print_bench_result(names: Mapping[str, Any], lab: str) -> dict:
         raise ValueError(f"the benchmark measures the vanilla, fc, cwgan and malaria labs, not {lab!r}")
     result = {"metrics": metrics, "epoch_end": history["epoch_end"], "epoch_seconds": history["epoch_seconds"],
               "images_per_step": images_per_step, "per_epoch": {key: history.get(key, [])}, "config": asdict(cfg),
-              "contract": contract_report(names, lab), "peak_memory": peak_memory(device)}
+              "contract": contract_report(names, lab), "peak_memory": peak_memory(device),
+              "step_flops": (history.get("step_flops") or [None])[0]}
     if lab == "malaria":
         result["task1_train_seconds"] = float(sum(names["history"]["epoch_seconds"]))
     print(BENCH_MARK + json.dumps(result))
