@@ -3,6 +3,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from helpers.course import bench
 from helpers.course.labs import LABS
@@ -196,3 +197,26 @@ def test_target_checks_follow_the_profile_and_the_floor():
     checks = dict(bench.target_checks("cwgan", "full", cw, 2000))
     assert [ok for what, ok in checks.items() if "class gap" in what] == [False]       # 11 points below its floor
     assert bench.target_checks("malaria", "full", {"val_macro_f1": None}, 10)[0][1] is False
+
+
+def test_the_speed_tool_times_the_notebooks_own_step_in_turns():
+    from helpers.course import speed
+    from helpers.course.notebook_code import load_definitions
+
+    nb = load_definitions(REPO_ROOT / "lab8_vanilla.ipynb")
+    variants = [speed.Variant("eager", 1, 8), speed.Variant("channels_last", 1, 8, channels_last=True)]
+    steps = speed.measure_steps(nb, variants, g_width=4, d_width=4, steps=2, rounds=3, warmup=1)
+    assert [len(s["step_ms_rounds"]) for s in steps] == [3, 3]
+    for s in steps:
+        assert s["step_ms"] == pytest.approx(sorted(s["step_ms_rounds"])[1], abs=0.01)  # the median round
+        assert s["images_per_second"] == pytest.approx(8 / (s["step_ms"] / 1e3), rel=0.01)
+    runner = speed.StepRunner(nb, variants[1], 4, 4)
+    before = [p.detach().clone() for p in runner.G.parameters()]
+    runner.step()  # the notebook's step: both networks change, channels_last stays
+    assert any(not torch.equal(a, b) for a, b in zip(before, runner.G.parameters()))
+    assert runner.x_real.is_contiguous(memory_format=torch.channels_last)
+    report = {"command": "c", "environment": bench.environment(), "g_width": 4, "d_width": 4, "rounds": 3,
+              "steps_per_round": 2, "load_average": {"start": None, "end": None}, "steps": steps,
+              "evaluation": [{"mode": "torch.no_grad", "seconds": 1.0, "rounds": [1.0]}]}
+    md = speed.to_markdown(report)
+    assert "| eager | " in md and "| 1.00x |" in md and "| torch.no_grad | 1.0 |" in md
