@@ -14,7 +14,8 @@ from PIL import Image
 
 from helpers.malaria.data import (
     NO_STAGE, Box, MalariaDataError, crop_window, extract_patches, field_key, load_fields,
-    load_iml, load_m5, load_patches, load_train_val, pair_microscopes, parse_voc, split_by_field, window_label,
+    FieldSet, Field, load_iml, load_m5, load_patches, load_train_val, pair_microscopes, parse_voc, split_by_field,
+    split_counts, window_label,
 )
 
 from lab3_support import sample_root
@@ -221,6 +222,43 @@ def test_split_by_field_keeps_fields_whole():
     train, val = split_by_field(fields, val_fraction=0.25, seed=0)
     assert len(train) == 3 and len(val) == 1
     assert {f.key for f in train}.isdisjoint({f.key for f in val})
+
+
+def _synthetic_fields(stages_per_field: list[list[int]]) -> FieldSet:
+    """Fields without images: only their stage boxes matter to the split."""
+    fields = [Field(Path(f"f{i}.jpg"), 100, 100, [Box(0, 0, 10, 10, k) for k in stages], [], f"f{i}")
+              for i, stages in enumerate(stages_per_field)]
+    return FieldSet(fields, source="synthetic")
+
+
+def test_stratified_split_holds_out_a_share_of_every_stage():
+    # 8 fields with the rare schizont (2), each also holding gametocytes; 40 fields with gametocytes only.
+    fields = _synthetic_fields([[2, 3]] * 8 + [[3]] * 40)
+    for seed in range(5):
+        train, val = split_by_field(fields, val_fraction=0.25, seed=seed)  # stratified by default
+        assert val.stage_counts()["schizont"] == 2 and train.stage_counts()["schizont"] == 6, seed
+        assert len(val) == 12 and len(train) == 36
+        assert {f.key for f in train}.isdisjoint({f.key for f in val})
+    # Without strata, a draw of 12 of 48 fields gives the schizont fields any share: some seed misses 2.
+    counts = {split_by_field(fields, 0.25, seed=s, stratify=False)[1].stage_counts()["schizont"] for s in range(20)}
+    assert counts != {2}
+    table = split_counts({"train": train, "val": val})
+    assert "| val | 12 | 0 | 0 | 2 | 12 | 14 | 0 |" in table, table
+
+
+def test_extract_patches_field_index(tmp_path):
+    fields = load_fields(sample_root())
+    x, y = extract_patches(fields, size=16, negatives_per_field=3, seed=1)
+    x2, y2, field = extract_patches(fields, size=16, negatives_per_field=3, seed=1, with_field_index=True)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and field.dtype == torch.long and len(field) == len(x)
+    start = 0
+    for i, f in enumerate(fields):  # per field: its stage boxes, then its 3 negatives, in field order
+        n = len(f.boxes) + 3
+        assert field[start:start + n].tolist() == [i] * n
+        start += n
+    assert start == len(x)
+    empty = extract_patches([], size=16, with_field_index=True)
+    assert [tuple(t.shape) for t in empty] == [(0, 3, 16, 16), (0, 4), (0,)]
 
 
 def test_load_train_val_uses_m5_folders_or_splits_iml_fields(m5_root):

@@ -11,7 +11,7 @@ from torchmetrics.classification import MultilabelAccuracy, MultilabelF1Score, M
 
 from helpers.malaria.data import random_dihedral
 from helpers.malaria.metrics import (
-    FEATURE_NAMES, checkerboard_energy, feature_frechet_distance, format_metrics_table, multilabel_metrics,
+    FEATURE_NAMES, checkerboard_energy, feature_frechet_distance, field_bootstrap, format_metrics_table, multilabel_metrics,
     patch_features, plot_epoch_curves, plot_prediction_gallery, stage_names,
 )
 
@@ -40,6 +40,36 @@ def test_multilabel_metrics_by_hand():
     # the loss is the mean BCE over all 16 entries
     p = 1 / (1 + math.exp(-LOGIT))
     assert m["loss"] == pytest.approx(-(13 * math.log(p) + 3 * math.log(1 - p)) / 16, rel=1e-5)
+
+
+def test_macro_f1_and_thresholds_per_stage():
+    targets = torch.tensor([[1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.float32)
+    pred = [[1, 0, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0]]
+    m = multilabel_metrics(_logits(pred), targets)
+    # F1 ring 1/2, trophozoite 0, schizont undefined (left out), gametocyte 1 -> (0.5 + 0 + 1) / 3
+    assert m["macro_f1"] == pytest.approx(1.5 / 3)
+    assert math.isnan(multilabel_metrics(_logits([[0, 0, 0, 0]]), torch.zeros(1, 4))["macro_f1"])
+    # One threshold per stage: probability 0.95 for "yes", 0.05 for "no"; a threshold of 0.99 on ring
+    # turns its two predicted rings into misses (ring F1 0), the others are unchanged.
+    m = multilabel_metrics(_logits(pred), targets, threshold=torch.tensor([0.99, 0.5, 0.5, 0.5]))
+    assert m["ring/recall"] == 0 and math.isnan(m["ring/precision"]) and m["gametocyte/f1"] == 1
+    assert m["macro_f1"] == pytest.approx(1 / 3)
+
+
+def test_field_bootstrap_draws_whole_fields():
+    field = torch.tensor([0, 0, 0, 1, 2, 2])
+    draws = field_bootstrap(field, num_samples=200, seed=3)
+    assert len(draws) == 200
+    sizes = set()
+    for idx in draws:
+        drawn = field[idx]
+        for f in drawn.unique().tolist():  # every drawn field comes with all its patches, once per draw
+            assert int((drawn == f).sum()) % int((field == f).sum()) == 0
+        n_fields = sum(int((drawn == f).sum()) // int((field == f).sum()) for f in drawn.unique().tolist())
+        assert n_fields == 3  # as many fields as there are, with replacement
+        sizes.add(len(idx))
+    assert len(sizes) > 1  # resamples differ (fields of different sizes)
+    assert all(torch.equal(a, b) for a, b in zip(draws, field_bootstrap(field, num_samples=200, seed=3)))
 
 
 def test_multilabel_metrics_against_torchmetrics():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.malaria.models import MalariaGANConfig
+from helpers.malaria.models import MalariaGANConfig, recalibrate_batchnorm
 from helpers.models import count_parameters
 
 from lab3_support import notebook_namespace
@@ -116,3 +116,26 @@ def test_multitask_head_output(nb):
     assert len(M.head) == 4 and sum(isinstance(m, torch.nn.Linear) for m in M.head) == 2
     # Same trunk and score names as the plain discriminator: its weights load into the multi-task one.
     M.load_state_dict(nb["Discriminator"](MalariaGANConfig()).state_dict(), strict=False)
+
+
+def test_recalibrate_batchnorm_uses_the_given_patches_only():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4), torch.nn.Linear(2, 2))
+    bn = model[1]
+    model[0].train()
+    model[:2](torch.randn(8, 3, 2, 2) * 5 + 3)  # running statistics of other data ("fakes")
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    model.eval()
+    x = torch.randn(40, 3, 2, 2)
+    recalibrate_batchnorm(model, x, forward=model[:2], batch_size=10)  # 4 equal chunks
+    with torch.no_grad():
+        a = model[0](x)  # (40, 4, 2, 2): what the BatchNorm layer sees
+    chunks = a.split(10)
+    want_mean = torch.stack([c.mean(dim=(0, 2, 3)) for c in chunks]).mean(0)
+    want_var = torch.stack([c.var(dim=(0, 2, 3), unbiased=True) for c in chunks]).mean(0)
+    assert torch.allclose(bn.running_mean, want_mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, want_var, atol=1e-5)
+    assert not model.training and bn.momentum == 0.1  # mode and momentum restored
+    for k, v in model.state_dict().items():
+        if k in weights:
+            assert torch.equal(v, weights[k]), k  # weights untouched

@@ -47,7 +47,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -420,35 +420,80 @@ def load_fields(path: str | os.PathLike, **m5_options) -> FieldSet:
     )
 
 
-def split_by_field(fields: FieldSet, val_fraction: float = 0.25, seed: int = 0) -> tuple[FieldSet, FieldSet]:
-    """Random train/validation split of whole fields (patches of one field overlap, so never split them).
+def split_by_field(fields: FieldSet, val_fraction: float = 0.25, seed: int = 0,
+                   stratify: bool = True) -> tuple[FieldSet, FieldSet]:
+    """Seeded train/validation split of whole fields (patches of one field overlap, so never split them).
+
+    With ``stratify`` (the default) every field is put in the stratum of the **rarest** stage it
+    holds (rarity from the stage box counts of ``fields``; a field without a stage box in a stratum
+    of its own), and each stratum gives ``round(val_fraction * its size)`` fields to validation.
+    Without it, one random draw over all fields. IML-Malaria has only 27 schizont boxes in 26
+    fields: stratifying keeps about ``val_fraction`` of them (and of every other stage) in each
+    part, where a plain random draw may leave the validation fields with two or with twelve.
+
+    Args:
+        fields: the fields to split.
+        val_fraction: share of the fields (of each stratum) held out.
+        seed: of the random choice inside each stratum.
+        stratify: split each stratum separately (see above).
 
     Returns:
-        ``(train, val)``; ``val`` holds ``round(val_fraction * len(fields))`` fields, at least one
-        when there are two or more fields.
+        ``(train, val)``, each in the order of ``fields``; ``val`` holds at least one field when
+        there are two or more, and ``train`` keeps at least one.
     """
     n = len(fields)
-    n_val = min(max(round(val_fraction * n), 1 if n >= 2 else 0), n - 1 if n >= 2 else 0)
-    order = np.random.default_rng(seed).permutation(n)
-    val_ids = set(order[:n_val].tolist())
+    rng = np.random.default_rng(seed)
+    if stratify:
+        counts = fields.stage_counts()
+        rarity = sorted(range(len(STAGES)), key=lambda k: (counts[STAGES[k]], k))  # rarest first
+        strata: dict[int, list[int]] = {}
+        for i, f in enumerate(fields):
+            present = {b.stage for b in f.boxes}
+            key = next((k for k in rarity if k in present), len(STAGES))  # len(STAGES): no stage box
+            strata.setdefault(key, []).append(i)
+        val_ids = set()
+        for key in sorted(strata, key=lambda k: rarity.index(k) if k < len(STAGES) else len(STAGES)):
+            ids = strata[key]
+            val_ids |= {ids[j] for j in rng.permutation(len(ids))[:round(val_fraction * len(ids))].tolist()}
+    else:
+        n_val = round(val_fraction * n)
+        val_ids = set(rng.permutation(n)[:n_val].tolist())
+    if n >= 2 and not val_ids:  # at least one validation field ...
+        val_ids = {int(rng.integers(n))}
+    if n >= 2 and len(val_ids) == n:  # ... and at least one training field
+        val_ids.discard(max(val_ids))
     train = [f for i, f in enumerate(fields) if i not in val_ids]
     val = [f for i, f in enumerate(fields) if i in val_ids]
-    return FieldSet(train, Counter(), fields.source + " (train part)"), FieldSet(val, Counter(), fields.source + " (val part)")
+    note = ", stratified by rarest stage" if stratify else ""
+    return (FieldSet(train, Counter(), fields.source + f" (train part{note})"),
+            FieldSet(val, Counter(), fields.source + f" (val part{note})"))
+
+
+def split_counts(parts: Mapping[str, FieldSet]) -> str:
+    """A Markdown table of fields and stage boxes per part, e.g. ``split_counts({"train": tr, "val": va})``."""
+    rows = ["| part | fields | " + " | ".join(STAGES) + " | stage boxes | cells without a stage |",
+            "|---|---|" + "---|" * (len(STAGES) + 2)]
+    for name, part in parts.items():
+        counts = part.stage_counts()
+        rows.append(f"| {name} | {len(part)} | " + " | ".join(str(counts[s]) for s in STAGES)
+                    + f" | {sum(counts.values())} | {sum(len(f.negatives) for f in part)} |")
+    return "\n".join(rows)
 
 
 def load_train_val(
-    path: str | os.PathLike, val_fraction: float = 0.25, seed: int = 0, **m5_options
+    path: str | os.PathLike, val_fraction: float = 0.25, seed: int = 0, stratify: bool = True, **m5_options
 ) -> tuple[FieldSet, FieldSet]:
     """Training and validation fields of whichever format ``path`` holds.
 
     M5 has official split folders, so its ``train`` and ``val`` folders are used (``split`` in
     ``m5_options`` is not allowed). IML-Malaria has no split: whole fields are drawn at random
-    with :func:`split_by_field`.
+    with :func:`split_by_field`, by default stratified by each field's rarest stage.
 
     Args:
         path: as :func:`load_fields`.
         val_fraction: share of IML fields held out for validation.
         seed: of the IML split.
+        stratify: IML only, see :func:`split_by_field`.
         **m5_options: ``magnification``, ``microscope`` for :func:`load_m5`.
 
     Returns:
@@ -459,7 +504,7 @@ def load_train_val(
     fields = load_fields(path, split="train", **m5_options)
     if fields.source.startswith("M5"):
         return fields, load_fields(path, split="val", **m5_options)
-    return split_by_field(fields, val_fraction, seed)
+    return split_by_field(fields, val_fraction, seed, stratify)
 
 
 def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -543,7 +588,8 @@ def extract_patches(
     min_visible: float = 0.5,
     negatives_per_field: int = 0,
     seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    with_field_index: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cell-centred square patches with multi-hot stage labels.
 
     Args:
@@ -555,15 +601,18 @@ def extract_patches(
             blood cells, chosen at random) or, without such cells, on random points. Their
             labels follow the same rule, so most are all-zero.
         seed: for choosing the negatives.
+        with_field_index: also return the field of every patch.
 
     Returns:
         ``(x, y)``: patches ``(N, 3, size, size)`` float32 in [-1, 1] and labels ``(N, 4)``
         float32 in {0, 1}, columns in :data:`STAGES` order. Per field, the cell-centred crops
-        (one per stage box, box order) come first, then its negatives.
+        (one per stage box, box order) come first, then its negatives. With
+        ``with_field_index``, ``(x, y, field)``: ``field`` (N,) int64, the position in ``fields``
+        of the field each patch was cut from.
     """
     rng = np.random.default_rng(seed)
-    patches, labels = [], []
-    for f in fields:
+    patches, labels, field_index = [], [], []
+    for index, f in enumerate(fields):
         centres = list(f.boxes) + _negative_boxes(f, negatives_per_field, rng)
         with Image.open(f.image_path) as im:
             im = im.convert("RGB")
@@ -577,11 +626,15 @@ def extract_patches(
                 crop = im.crop((x0, y0, x0 + side, y0 + side)).resize((size, size), Image.Resampling.BILINEAR)
                 patches.append(np.asarray(crop, dtype=np.uint8))  # (size, size, 3)
                 labels.append(label)
+                field_index.append(index)
     if not patches:
-        return torch.zeros(0, 3, size, size), torch.zeros(0, len(STAGES))
+        empty = (torch.zeros(0, 3, size, size), torch.zeros(0, len(STAGES)))
+        return empty + (torch.zeros(0, dtype=torch.long),) if with_field_index else empty
     x = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float()  # (N, 3, S, S) in [0, 255]
     x = x.div_(127.5).sub_(1.0)  # -> [-1, 1]
     y = torch.from_numpy(np.stack(labels))  # (N, 4)
+    if with_field_index:
+        return x.contiguous(), y, torch.tensor(field_index, dtype=torch.long)
     return x.contiguous(), y
 
 

@@ -1,7 +1,10 @@
 """Measurements of Lab 3: the stage classifier's scores and simple statistics of cell patches.
 
 * :func:`multilabel_metrics`: loss, accuracy, precision, recall and F1 of a multi-label head,
-  per stage and overall, as one flat dict of floats (easy to log per epoch and to tabulate).
+  per stage and overall (micro and macro averages), as one flat dict of floats (easy to log per
+  epoch and to tabulate);
+* :func:`field_bootstrap`: resampled validation sets, whole fields at a time, to see how much a
+  score moves with *which* fields happen to be in the validation part;
 * :func:`patch_features`, :func:`feature_frechet_distance`: a handful of colour and texture
   statistics per patch and the Fréchet distance between two sets of them. There is no
   pretrained network for blood-smear patches here (Inception features of 32 px cells say
@@ -13,6 +16,11 @@
 Conventions: patches are (N, 3, S, S) in [-1, 1]; stage columns follow
 :data:`helpers.malaria.data.STAGES`; a stage is predicted when its probability is at least
 ``threshold`` (0.5).
+
+**Macro-F1** is the mean of the per-stage F1 over the stages whose F1 is defined (a stage that is
+neither present nor predicted has none): each stage counts the same, however rare, which is what
+the lab's target (>= 0.6 on the validation fields) is about. The micro average pools all decisions
+and is dominated by the frequent gametocytes and rings.
 """
 
 from __future__ import annotations
@@ -39,15 +47,22 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else math.nan  # undefined, not 0: "no such patches" is not "all wrong"
 
 
+def macro_average(values: Sequence[float]) -> float:
+    """Mean of the defined (not NaN) values; NaN when none is defined."""
+    defined = [float(v) for v in values if not math.isnan(float(v))]
+    return sum(defined) / len(defined) if defined else math.nan
+
+
 def multilabel_metrics(
-    logits_stage: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5
+    logits_stage: torch.Tensor, targets: torch.Tensor, threshold: float | Sequence[float] | torch.Tensor = 0.5
 ) -> dict[str, float]:
     """Scores of a multi-label stage classifier on one set of patches.
 
     Args:
         logits_stage: head outputs before the sigmoid, (N, K).
         targets: multi-hot labels (N, K) in {0, 1}.
-        threshold: a stage is predicted when sigmoid(logit) >= threshold.
+        threshold: a stage is predicted when sigmoid(logit) >= threshold; one number for all
+            stages or one per stage (K,).
 
     Returns:
         A flat dict of floats:
@@ -56,6 +71,7 @@ def multilabel_metrics(
         * ``accuracy``: share of the N*K stage decisions that are right;
         * ``exact_match``: share of patches whose K decisions are all right;
         * ``precision``, ``recall``, ``f1``: micro-averaged over stages (all decisions pooled);
+        * ``macro_f1``: the mean of the per-stage F1 over the stages whose F1 is defined;
         * ``<stage>/accuracy``, ``<stage>/precision``, ``<stage>/recall``, ``<stage>/f1``,
           ``<stage>/support`` (number of patches that have the stage) for every stage.
 
@@ -70,7 +86,7 @@ def multilabel_metrics(
     if y.numel() and not torch.all((y == 0) | (y == 1)):
         raise ValueError("targets must be multi-hot (0 or 1).")
     names = STAGES if logits.shape[1] == len(STAGES) else tuple(f"class{k}" for k in range(logits.shape[1]))
-    pred = (torch.sigmoid(logits) >= threshold).float()
+    pred = (torch.sigmoid(logits) >= torch.as_tensor(threshold, dtype=logits.dtype)).float()  # (N, K)
     n = y.shape[0]
     out: dict[str, float] = {
         "loss": F.binary_cross_entropy_with_logits(logits, y).item() if n else math.nan,
@@ -89,7 +105,32 @@ def multilabel_metrics(
         out[f"{name}/recall"] = _ratio(tp[k].item(), (tp[k] + fn[k]).item())
         out[f"{name}/f1"] = _ratio(2 * tp[k].item(), (2 * tp[k] + fp[k] + fn[k]).item())
         out[f"{name}/support"] = float(y[:, k].sum().item())
+    out["macro_f1"] = macro_average([out[f"{name}/f1"] for name in names])
     return out
+
+
+def field_bootstrap(field_index: torch.Tensor, num_samples: int = 1000, seed: int = 0) -> list[torch.Tensor]:
+    """Bootstrap resamples of a validation set drawn **field by field**.
+
+    Patches of one field share its staining, lighting and often its parasites, so they are not
+    independent: resampling single patches would understate how much a score depends on which
+    fields were held out. Each resample draws as many fields as there are, with replacement, and
+    takes all patches of every drawn field (a field drawn twice counts twice).
+
+    Args:
+        field_index: (N,) integer field of every patch (``extract_patches(..., with_field_index=True)``).
+        num_samples: number of resamples.
+        seed: of the draws.
+
+    Returns:
+        ``num_samples`` index tensors into the N patches.
+    """
+    field_index = torch.as_tensor(field_index).long().cpu()
+    fields = field_index.unique()
+    members = [torch.nonzero(field_index == f).flatten() for f in fields.tolist()]
+    gen = torch.Generator().manual_seed(seed)
+    draws = torch.randint(0, len(fields), (num_samples, len(fields)), generator=gen)
+    return [torch.cat([members[j] for j in row.tolist()]) for row in draws]
 
 
 def format_metrics_table(results: Mapping[str, Mapping[str, float]], stages: Sequence[str] = STAGES) -> str:

@@ -1,6 +1,7 @@
 """Lab 3 model files: the sizes of the models (:class:`MalariaGANConfig`), and saving / loading the
 networks a student wrote in ``dcgan_malaria.ipynb`` so that the stand-alone ``malaria_test.py`` runs
-them without the notebook.
+them without the notebook; and :func:`recalibrate_batchnorm`, which gives a discriminator trained
+on real and fake batches the BatchNorm statistics of real patches before it classifies them.
 
 There is no copy of the architectures here: they are the student's TODOs and live only in the
 notebook. A model file therefore holds the student's own network, as a **TorchScript** program
@@ -43,6 +44,8 @@ import warnings
 import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -374,3 +377,42 @@ def load_model(
     _check_outputs(model, stored, path)
     mark_trained(model)
     return model
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, forward: Callable[[torch.Tensor], object] | None = None,
+                          batch_size: int = 256) -> None:
+    """Recompute the running mean and variance of every BatchNorm layer of ``model`` from the patches ``x``.
+
+    In eval mode BatchNorm normalises with running averages collected during training. A GAN's D
+    step runs ``D`` on a batch of real patches and then on a batch of fakes, so its averages are
+    a mix of real and fake statistics, and a classifier head evaluated on real patches in eval
+    mode sees features normalised with the wrong numbers. This pass replaces them by the exact
+    average over ``x`` (``momentum=None``: a cumulative mean), in train mode and without gradients;
+    the weights do not change, and training (which normalises each batch with its own
+    statistics) is not affected.
+
+    Args:
+        model: the network; its train/eval mode and each layer's momentum are restored.
+        x: real patches (N, 3, S, S) in [-1, 1] on the model's device.
+        forward: what to run on each chunk (e.g. ``model.classify_logits``); default ``model``.
+        batch_size: chunk size; each chunk counts once in the average, so keep chunks equal.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(x) == 0:
+        return
+    forward = forward or model
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        for chunk in x.split(batch_size):
+            if len(chunk) > 1:  # BatchNorm needs two or more values per channel
+                forward(chunk)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
