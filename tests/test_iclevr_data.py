@@ -248,3 +248,14 @@ def test_render_reference_is_seeded_and_follows_the_conditions(shared_meta):
     assert d.render_reference(conditions, seed=3, size=32).shape == (6, 3, 32, 32)
     with pytest.raises(ValueError, match="unknown object"):
         d.render_reference([["red cub"]])
+
+
+def test_in_colab_the_label_files_are_kept_on_google_drive(isolated, shared_meta, monkeypatch):
+    monkeypatch.delenv("GANLAB_CACHE")
+    monkeypatch.setenv("GANLAB_DRIVE_MOUNT", str(isolated / "drive"))
+    monkeypatch.setattr(d, "in_colab", lambda: True)
+    (isolated / "drive" / "MyDrive").mkdir(parents=True)             # Drive already mounted
+    expected = isolated / "drive" / "MyDrive" / "gan-lab" / "data" / "iclevr_meta"
+    assert d.iclevr_meta_folder(source=shared_meta) == expected
+    assert sorted(p.name for p in expected.iterdir()) == sorted(d.META_FILES)
+    assert not d.render_cache_path(64).is_relative_to(isolated / "drive"), "renders belong on the local disk"
