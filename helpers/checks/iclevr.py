@@ -217,7 +217,7 @@ def check_iclevr_generator(generator_cls: Callable[..., nn.Module], cfg: Any) ->
         n_att = _count(G, "SelfAttention")
         if n_att != int(attention):
             _fail(f"Generator with self_attention={attention} has {n_att} SelfAttention blocks, expected {int(attention)}.",
-                  "add one SelfAttention block (after the block that gives 16 x 16 features) only when "
+                  "add one SelfAttention block (after the block that gives 8 x 8 features) only when "
                   "cfg.self_attention is True.")
         if _count(G, "ConditionalBatchNorm2d") < 2:
             _fail("the generator uses fewer than two ConditionalBatchNorm2d layers.",
@@ -237,7 +237,7 @@ def check_iclevr_generator(generator_cls: Callable[..., nn.Module], cfg: Any) ->
                 c_out = G(z, y)
             if torch.allclose(a, c_out, atol=1e-6):
                 _fail("setting the SelfAttention block's gamma to 1 changes nothing: it is not in forward.",
-                      "call the attention block in forward, on the 16 x 16 features.")
+                      "call the attention block in forward, on the 8 x 8 features.")
     _ok("generator (with and without self-attention)")
 
 
@@ -272,7 +272,7 @@ def check_iclevr_discriminator(discriminator_cls: Callable[..., nn.Module], cfg:
             n_att = _count(D, "SelfAttention")
             if n_att != int(attention):
                 _fail(f"{what} has {n_att} SelfAttention blocks, expected {int(attention)}.",
-                      "add one SelfAttention block (on the 16 x 16 features) only when cfg.self_attention is True.")
+                      "add one SelfAttention block (on the 8 x 8 features) only when cfg.self_attention is True.")
             if any(isinstance(m, (nn.Sigmoid, nn.BatchNorm2d)) for m in D.modules()):
                 _fail(f"{what} contains a Sigmoid or a BatchNorm2d.",
                       "D returns raw scores (the hinge loss takes them as they are) and uses no batch norm "
@@ -301,7 +301,7 @@ def check_iclevr_discriminator(discriminator_cls: Callable[..., nn.Module], cfg:
                             m.gamma.fill_(1.0)
                     if torch.allclose(D(x, y1), s1, atol=1e-6):
                         _fail(f"{what}: setting the SelfAttention block's gamma to 1 changes nothing: it is not in "
-                              f"forward.", "call the attention block in forward, on the 16 x 16 features.")
+                              f"forward.", "call the attention block in forward, on the 8 x 8 features.")
     _ok("discriminator (projection; spectral norm and self-attention on and off)")
 
 
