@@ -50,6 +50,7 @@ class Settings:
     inception_weights: Path | None = None   # GANLAB_INCEPTION_WEIGHTS: Inception FID weights; default torch hub's cache
     malaria_data: Path | None = None        # GANLAB_MALARIA_DATA: Lab 3's data (M5 or IML); default helpers.malaria.fetch.malaria_data_path
     drive_mount: Path | None = None         # GANLAB_DRIVE_MOUNT: where Colab mounts Google Drive; default /content/drive
+    iclevr_images: Path | None = None       # GANLAB_ICLEVR_IMAGES: the course's i-CLEVR PNGs (iclevr/); default the rendered stand-in
 
 
 # The variable behind each field of Settings.
@@ -85,6 +86,7 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         inception_weights=path("inception_weights"),
         malaria_data=path("malaria_data"),
         drive_mount=path("drive_mount"),
+        iclevr_images=path("iclevr_images"),
     )
 
 

@@ -82,7 +82,8 @@ def test_summarise_malaria_reads_the_macro_f1_curve_and_undefined_epochs():
 
 def test_the_registry_chooses_the_labs_and_each_has_a_target(tmp_path, monkeypatch):
     assert bench.BENCH_LABS == [lab.name for lab in LABS if lab.bench]
-    assert set(bench.BENCH_LABS) == {"vanilla", "cwgan", "malaria", "fc"} and set(bench.BENCH_LABS) <= set(bench.TARGETS)
+    assert set(bench.BENCH_LABS) == {"vanilla", "cwgan", "malaria", "fc", "iclevr"}
+    assert set(bench.BENCH_LABS) <= set(bench.TARGETS)
     ran = []
 
     def fake_run_lab(lab, profile, workdir, timeout, keep=None):  # no notebook: only which labs main runs
@@ -168,6 +169,29 @@ def test_bench_runs_fc_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
     assert abs(sum(m["class_histogram"]) - 1) < 1e-6 and 0 <= m["confident_fraction"] <= 1 and "real_floor" in m
     assert r["config"]["num_epochs"] == 2 and r["config"]["dropout"] > 0  # the baseline's config, dropout on
     assert "recognised >= 0.5" in md
+
+
+def test_bench_runs_iclevr_in_smoke_profile_on_cpu(tmp_path, monkeypatch):
+    """The i-CLEVR lab: the SAGAN run's G (generate's) is measured, with both comparison runs and the rendered floor;
+    the time target covers all three runs."""
+    r, md = _smoke_report(tmp_path, monkeypatch, "iclevr")
+    m = r["metrics"]
+    assert set(m["runs"]) == {"sagan", "sn", "dcgan"} and m["run"] == "sagan"
+    for key in ("accuracy_test", "accuracy_new_test"):
+        assert 0 <= m[key] <= 1 and 0 < m["real_floor"][key] <= 1
+    assert m["fd"] > 0 and r["all_runs_train_seconds"] >= r["train_seconds"]
+    assert r["config"]["spectral_norm"] and r["config"]["self_attention"]
+    assert "accuracy >= 0.5" in md and "new_test accuracy" in md
+
+
+def test_iclevr_targets_need_both_test_files():
+    floor = {"accuracy_test": 0.9, "accuracy_new_test": 0.9}
+    good = {"accuracy_test": 0.82, "accuracy_new_test": 0.81, "real_floor": floor}
+    assert all(ok for _, ok in bench.target_checks("iclevr", "full", good, 2600))
+    assert not all(ok for _, ok in bench.target_checks("iclevr", "full", {**good, "accuracy_new_test": 0.7}, 2600))
+    assert not all(ok for _, ok in bench.target_checks("iclevr", "full", good, 2800))        # > 45 minutes
+    assert all(ok for _, ok in bench.target_checks("iclevr", "quick", {**good, "accuracy_test": 0.55}, 290))
+    assert not all(ok for _, ok in bench.target_checks("iclevr", "quick", good, 310))        # > 5 minutes
 
 
 def test_bench_runs_malaria_in_smoke_profile_on_cpu(tmp_path, monkeypatch):

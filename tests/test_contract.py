@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from helpers.checks import CheckFailed
-from helpers.checks.contract import BAD_CLASSES, BAD_COUNTS, CWGAN, FC, MALARIA, VANILLA, check_contract, contract_items
+from helpers.checks.contract import (BAD_CLASSES, BAD_COUNTS, CWGAN, FC, ICLEVR, MALARIA, VANILLA, check_contract,
+                                     contract_items)
 from helpers.checks.cwgan import check_generate_conditional
 from helpers.checks.vanilla import check_generate
 from helpers.course.labs import LABS
@@ -93,7 +94,8 @@ def by_id(items):
 
 
 def test_the_registry_holds_one_contract_per_lab():
-    assert [lab.contract for lab in LABS] == [VANILLA, CWGAN, MALARIA, FC]
+    assert [lab.contract for lab in LABS] == [VANILLA, CWGAN, MALARIA, FC, ICLEVR]
+    assert ICLEVR.multi_label and ICLEVR.image_shape == (3, 64, 64) and ICLEVR.copies_dataset is None
     assert FC.model == "G" and FC.image_shape == (28, 28) and FC.copies_dataset == "mnist" and not FC.conditional
     assert VANILLA.model == "G_ema" and VANILLA.copies_dataset == "mnist" and not VANILLA.conditional
     assert CWGAN.classes == FASHION_CLASSES and CWGAN.copies_dataset == "fashion_mnist"

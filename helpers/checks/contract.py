@@ -2,6 +2,9 @@
 
     generate(n, seed=None)       vanilla, fc, malaria   float32 array (n, *image_shape) in [0, 1]
     generate(n, c, seed=None)    cwgan                  the same, all of class c (an index or a name, any case)
+    generate(n, objects, seed=None)  iclevr             float32 (n, 3, 64, 64) in [0, 1]; objects: ONE condition for
+                                                        all n images (1 to 3 object names, or a 24-hot vector) or a
+                                                        list of n conditions; bad conditions raise ValueError
 
 :class:`GenerateContract` holds the rules of one lab (image shape, classes, the bad arguments and the
 exception each must raise, the network whose train/eval mode must survive the call, the training set
@@ -21,6 +24,7 @@ import numpy as np
 
 from helpers.checks.common import CheckFailed, _ok
 from helpers.data import FASHION_CLASSES
+from helpers.iclevr.render import OBJECTS as OBJECT_NAMES
 
 BAD_COUNTS = ((0, ValueError), (-3, ValueError), (2.5, TypeError), ("4", TypeError))
 BAD_CLASSES = ((10, ValueError), (-1, ValueError), ("Sandals", ValueError), (1.0, TypeError), (None, TypeError),
@@ -43,6 +47,7 @@ class GenerateContract:
     bad_counts: tuple[tuple[Any, type[Exception]], ...] = BAD_COUNTS    # n and the exception it must raise
     bad_classes: tuple[tuple[Any, type[Exception]], ...] = BAD_CLASSES  # c and the exception (conditional only)
     copy_samples: int = 200                     # samples scored for copies of training images
+    multi_label: bool = False                   # generate(n, objects, seed): conditions of 1 to 3 named objects (iclevr)
 
     @property
     def conditional(self) -> bool:
@@ -53,6 +58,21 @@ VANILLA = GenerateContract("vanilla", (28, 28), model="G_ema", copies_dataset="m
 CWGAN = GenerateContract("cwgan", (28, 28), classes=tuple(FASHION_CLASSES), model="G", copies_dataset="fashion_mnist")
 MALARIA = GenerateContract("malaria", None, model="G")
 FC = GenerateContract("fc", (28, 28), model="G", copies_dataset="mnist")
+ICLEVR = GenerateContract("iclevr", (3, 64, 64), model="G", multi_label=True)
+
+# iclevr: the conditions generate is called with, and the bad ones with the ValueError each must raise (the text
+# its message must contain: the offending name, or nothing in particular).
+MULTI_CONDITION = ["red cube", "blue sphere"]
+MULTI_OTHER = ["yellow cylinder"]
+MULTI_PER_IMAGE = [["gray cube"], ["cyan sphere", "brown cylinder"], ["red cube", "green sphere", "purple cylinder"]]
+BAD_OBJECTS: tuple[tuple[Any, str], ...] = (
+    (["pink cube"], "pink cube"),                                      # an unknown name, named in the message
+    (["red cube", "red cube"], "red cube"),                            # a name twice
+    ([], ""),                                                          # no object
+    (["red cube", "blue cube", "green cube", "gray cube"], ""),         # more than 3 objects
+    ([["red cube"], ["blue cube"], ["gray cube"]], ""),               # 3 conditions for n = 2 images
+    (np.zeros(24, dtype=np.float32), ""),                              # a 24-hot vector with no object
+)
 
 
 @dataclass
@@ -152,7 +172,9 @@ def iter_contract_items(generate: Callable, contract: GenerateContract, *, shape
         return test
 
     n, (seed_a, seed_b) = contract.n, contract.seeds
-    if contract.conditional:
+    if contract.multi_label:
+        yield from _multi_label_items(generate, contract, shape, state, item, expect_raises, kwargs)
+    elif contract.conditional:
         yield from _conditional_items(generate, contract, shape, state, item, expect_raises, kwargs)
     else:
         want = (n, *shape)
@@ -266,8 +288,112 @@ def _conditional_items(generate, contract, shape, state, item, expect_raises, kw
                    expect_raises((2, bad), err, hint, names_classes=err is ValueError), needs="sample")
 
 
+def _multi_label_items(generate, contract, shape, state, item, expect_raises, kwargs) -> Iterator[ContractItem]:
+    n, (seed_a, seed_b) = contract.n, contract.seeds
+    want = (n, *shape)
+    call = f"generate({n}, {MULTI_CONDITION!r}, seed={seed_a})"
+
+    def first() -> None:
+        a = generate(n, list(MULTI_CONDITION), seed=seed_a, **kwargs)
+        if not isinstance(a, np.ndarray):
+            raise _Failed(f"{call} returned {type(a).__name__}, expected a numpy array.",
+                          "finish with to_unit_images(x) (or .cpu().numpy()).")
+        state["array"] = a
+
+    def shape_dtype() -> None:
+        a = state["array"]
+        if a.shape != want or a.dtype != np.float32:
+            raise _Failed(f"{call} returned shape {a.shape} and dtype {a.dtype}, expected {want} float32.",
+                          "return (n, 3, 64, 64): upsample G's images to 64 x 64 if G draws smaller ones, and "
+                          "convert to float32.")
+        state["sample"] = a
+
+    def value_range() -> None:
+        a = state["sample"]
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise _Failed(f"generate returned values in [{np.nanmin(a):.3f}, {np.nanmax(a):.3f}], expected [0, 1].",
+                          "map the tanh output from [-1, 1] to [0, 1] with to_unit_images (clamp after resizing).")
+
+    def as_vector() -> None:
+        vec = np.zeros(len(OBJECT_NAMES), dtype=np.float32)
+        vec[[OBJECT_NAMES.index(o) for o in MULTI_CONDITION]] = 1.0
+        b = generate(n, vec, seed=seed_a, **kwargs)
+        if not isinstance(b, np.ndarray) or not np.array_equal(b, state["sample"]):
+            raise _Failed(f"generate({n}, <the same condition as a 24-hot vector>, seed={seed_a}) differs from {call}.",
+                          "turn objects into (n, 24) vectors with encode_conditions(objects, n) first: it takes names "
+                          "and 24-hot vectors alike.")
+
+    def per_image() -> None:
+        k = len(MULTI_PER_IMAGE)
+        a = generate(k, [list(c) for c in MULTI_PER_IMAGE], seed=seed_a, **kwargs)
+        if not isinstance(a, np.ndarray) or a.shape != (k, *shape) or a.dtype != np.float32:
+            raise _Failed(f"generate({k}, <{k} conditions, one per image>) returned {_described(a)}, expected "
+                          f"{(k, *shape)} float32.", "a list of n conditions gives one image per condition: "
+                          "encode_conditions(objects, n) returns them as (n, 24).")
+
+    def same_seed() -> None:
+        if not np.array_equal(generate(4, list(MULTI_OTHER), seed=5, **kwargs),
+                              generate(4, list(MULTI_OTHER), seed=5, **kwargs)):
+            raise _Failed(f"generate(4, {MULTI_OTHER!r}, seed=5) gave different images on two calls.",
+                          "draw the noise from the seed (seeded_noise) and use eval mode so BatchNorm uses its running "
+                          "statistics.")
+
+    def other_seed() -> None:
+        if np.array_equal(generate(4, list(MULTI_OTHER), seed=5, **kwargs),
+                          generate(4, list(MULTI_OTHER), seed=6, **kwargs)):
+            raise _Failed(f"generate(4, {MULTI_OTHER!r}, seed=5) and seed=6 gave the same images: the seed is ignored.",
+                          "draw the noise from the seed argument: seeded_noise(n, latent_dim, seed, device).")
+
+    def other_condition() -> None:
+        if np.array_equal(generate(4, list(MULTI_OTHER), seed=5, **kwargs),
+                          generate(4, list(MULTI_CONDITION), seed=5, **kwargs)):
+            raise _Failed(f"generate gives the same images for {MULTI_OTHER!r} and {MULTI_CONDITION!r}.",
+                          "pass the encoded conditions to G(z, y).")
+
+    def bad_objects(bad: Any, names: str) -> Callable[[], None]:
+        shown = f"generate(2, {bad.tolist() if isinstance(bad, np.ndarray) else bad!r})"
+
+        def test() -> None:
+            try:
+                generate(2, bad, **kwargs)
+            except ValueError as e:
+                if names and names not in str(e):
+                    raise _Failed(f"{shown} raised ValueError, but its message does not say which object is wrong: {e}",
+                                  "let encode_conditions(objects, n) validate the objects: its messages say what is "
+                                  "wrong.") from None
+                return
+            except NotImplementedError:
+                raise
+            except Exception as other:  # noqa: BLE001 - report what was raised instead
+                raise _Failed(f"{shown} raised {type(other).__name__}, expected ValueError.",
+                              "validate the objects with encode_conditions(objects, n) first.") from None
+            raise _Failed(f"{shown} did not raise ValueError.",
+                          "validate the objects with encode_conditions(objects, n) first.")
+        return test
+
+    yield item("array", f"{call} returns a numpy array", first)
+    yield item("shape_dtype", f"it has shape {want} and dtype float32", shape_dtype, needs="array")
+    yield item("range", "its values lie in [0, 1]", value_range, needs="sample")
+    yield item("vector", "the same condition as a 24-hot vector gives the same images", as_vector, needs="sample")
+    yield item("per_image", f"a list of {len(MULTI_PER_IMAGE)} conditions gives one image each", per_image,
+               needs="sample")
+    yield item("same_seed", f"generate(4, {MULTI_OTHER!r}, seed=5) twice gives the same images", same_seed,
+               needs="sample")
+    yield item("other_seed", "seed=6 gives other images than seed=5", other_seed, needs="sample")
+    yield item("other_condition", f"{MULTI_CONDITION!r} gives other images than {MULTI_OTHER!r} from the same seed",
+               other_condition, needs="sample")
+    hint = "validate n with check_count(n) first."
+    for bad, err in contract.bad_counts:
+        yield item(f"bad_count_{bad!r}", f"generate({bad!r}, {MULTI_OTHER!r}) raises {err.__name__}",
+                   expect_raises((bad, list(MULTI_OTHER)), err, hint), needs="sample")
+    for i, (bad, names) in enumerate(BAD_OBJECTS):
+        shown = bad.tolist() if isinstance(bad, np.ndarray) else bad
+        yield item(f"bad_objects_{i}", f"generate(2, {shown!r}) raises ValueError" + (f" naming {names!r}" if names else ""),
+                   bad_objects(bad, names), needs="sample")
+
+
 def _mode_test(generate: Callable, model: Any, contract: GenerateContract, kwargs: dict) -> Callable[[], None]:
-    args = (2, 0) if contract.conditional else (2,)
+    args = (2, list(MULTI_OTHER)) if contract.multi_label else (2, 0) if contract.conditional else (2,)
 
     def test() -> None:
         was = model.training

@@ -97,12 +97,34 @@ def malaria_answers(nb) -> dict[str, Any]:
     }
 
 
+def iclevr_answers(nb) -> dict[str, Any]:
+    """Self-attention and conditional batch norm under fixed weights on fixed inputs; hinge losses on fixed scores."""
+    from helpers.checks import iclevr
+
+    x = iclevr.attention_inputs()
+    x_cbn, y_cbn = iclevr.cbn_inputs()
+    with torch.no_grad():
+        attention = iclevr.fixed_attention(nb.SelfAttention)(x)
+        cbn = malaria._fixed_weights(nb.ConditionalBatchNorm2d(iclevr.CBN_CHANNELS, iclevr.NUM_OBJECTS))(x_cbn, y_cbn)
+    real, fake = iclevr._fixed_scores()
+    return {
+        "attention": {"output": attention.flatten().tolist()},
+        "cbn": {"output": cbn.flatten().tolist()},
+        "losses": {
+            "d_loss": _value(nb.d_loss_hinge(score_real=real, score_fake=fake)),
+            "d_loss_short": _value(nb.d_loss_hinge(score_real=real, score_fake=fake[:3])),
+            "g_loss": _value(nb.g_loss_hinge(score_fake=fake)),
+        },
+    }
+
+
 # lab name -> (solution notebook, how its answers are computed)
 ANSWERS: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
     "vanilla": ("lab8_vanilla.ipynb", vanilla_answers),
     "cwgan": ("lab8_cwgan.ipynb", cwgan_answers),
     "malaria": ("dcgan_malaria.ipynb", malaria_answers),
     "fc": ("extra/fc_gan.ipynb", vanilla_answers),  # the same BCE losses, computed from the fc notebook's own code
+    "iclevr": ("extra/cgan_iclevr.ipynb", iclevr_answers),
 }
 
 

@@ -1,7 +1,7 @@
 """Grade a submitted lab notebook: run its code in a grader process that calls the checks itself.
 
-    python -m helpers.course.grade SUBMISSION.ipynb [--lab vanilla|cwgan|malaria|fc] [--out DIR] [--timeout S]
-                                   [--checkpoint last.pt]
+    python -m helpers.course.grade SUBMISSION.ipynb [--lab vanilla|cwgan|malaria|fc|iclevr] [--out DIR]
+                                   [--timeout S] [--checkpoint last.pt]
     python -m helpers.course.grade FOLDER [--jobs N] [--out DIR]        # a whole class (helpers.course.grade_class)
     python -m helpers.course.grade merge DIR/class_table_<lab>.csv HAND.csv   # add hand-given scores
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from helpers.checks.contract import CWGAN, FC, MALARIA, VANILLA, GenerateContract
+from helpers.checks.contract import CWGAN, FC, ICLEVR, MALARIA, VANILLA, GenerateContract
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ class Lab:
     template: str                   # the student template generated from it, relative to the repository root
     checks: str                     # the module with the lab's checks and its GRADED list
     contract: GenerateContract      # what generate(n) / generate(n, c) must do
-    dataset: str | None             # the training set: "mnist", "fashion_mnist"; None for the malaria patches
+    dataset: str | None             # the training set: "mnist", "fashion_mnist", "iclevr"; None for the malaria patches
     bench: bool                     # measured by helpers.course.bench
 
     def notebook_path(self, root: str | Path = REPO_ROOT) -> Path:
@@ -52,6 +52,8 @@ LABS: list[Lab] = [
     # Additional labs live in extra/; their templates mirror the path under templates/.
     Lab("fc", "extra/fc_gan.ipynb", "templates/extra/fc_gan.ipynb", "helpers.checks.fc", FC,
         dataset="mnist", bench=True),
+    Lab("iclevr", "extra/cgan_iclevr.ipynb", "templates/extra/cgan_iclevr.ipynb", "helpers.checks.iclevr", ICLEVR,
+        dataset="iclevr", bench=True),
 ]
 
 # Points of every graded check, all labs: visible checks (registered in helpers/checks/<lab>.py as GRADED),
@@ -96,6 +98,16 @@ POINTS: dict[str, float] = {
     "fc.generate": 2,
     "fc.generator_sizes": 1,                # hidden
     "fc.discriminator_other": 1,            # hidden
+    # Extra lab: a multi-label conditional GAN on i-CLEVR (SAGAN against SN and DCGAN)
+    "iclevr.self_attention": 2,
+    "iclevr.conditional_batchnorm": 2,
+    "iclevr.generator": 2,
+    "iclevr.discriminator": 3,
+    "iclevr.losses": 2,
+    "iclevr.train_step": 3,
+    "iclevr.generate": 2,
+    "iclevr.generator_64": 1,               # hidden
+    "iclevr.discriminator_64": 1,           # hidden
 }
 
 # Points of the answer cells, all labs: the handout's questions, answered in markdown cells whose whole
@@ -117,6 +129,9 @@ ANSWER_POINTS: dict[str, float] = {
     "fc.answer_lr": 2,                      # What does a learning rate of 0.01 do?
     "fc.answer_batch_size": 2,              # What does the batch size change?
     "fc.answer_epochs": 1,                  # How do the samples evolve over the epochs?
+    "iclevr.answer_spectral_norm": 2,       # Why does spectral normalisation help the discriminator?
+    "iclevr.answer_attention": 2,           # What does self-attention add for scenes of several objects?
+    "iclevr.answer_condition": 2,           # How does the condition enter G and D, and why this way?
 }
 
 

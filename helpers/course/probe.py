@@ -49,6 +49,9 @@ def untrained_is_refused(names: dict, lab: str) -> bool:
     elif lab == "cwgan":
         key, fresh = "G", names["Generator"](cfg.latent_dim, cfg.g_width).to(device)
         call = (2, "Bag")
+    elif lab == "iclevr":
+        key, fresh = "G", names["Generator"](cfg).to(device)
+        call = (2, ["red cube"])
     else:
         key, fresh = "G", names["Generator"](names["model_config"]).to(device)
         call = (2,)
@@ -68,6 +71,8 @@ def error_names_argument(names: Mapping[str, Any], lab: str) -> bool:
     generate = names["generate"]
     calls = [((bad,), err) for bad, err in ((0, ValueError), (-1, ValueError), (1.5, TypeError), ("3", TypeError),
                                             (None, TypeError), (True, TypeError))]
+    if lab == "iclevr":
+        calls = [((*args, ["red cube"]), err) for args, err in calls]
     if lab == "cwgan":
         calls = [((*args, 1), err) for args, err in calls]
         calls += [((2, bad), err) for bad, err in ((10, ValueError), ("", ValueError), (2.0, TypeError),
@@ -132,9 +137,14 @@ def print_probe_result(names: dict, lab: str) -> dict:
     if lab == "fc":
         result["runs"] = {name: run.epochs for name, run in names["runs"].items()}
         result["measured"] = sorted(f"{run}@{epoch}" for run, epoch in names["measurements"])
-    if lab in ("vanilla", "cwgan", "fc"):
+    if lab == "iclevr":
+        result["runs"] = {name: run.epochs for name, run in names["runs"].items()}
+        result["measured"] = sorted(names["measurements"])
+        result["acc_epochs"] = len(history["accuracy"])
+    if lab in ("vanilla", "cwgan", "fc", "iclevr"):
         result["error_names_argument"] = error_names_argument(names, lab)
-        result["numpy_count"] = list(generate(np.int64(2), *((1,) if lab == "cwgan" else ())).shape)
+        extra = {"cwgan": (1,), "iclevr": (["red cube"],)}.get(lab, ())
+        result["numpy_count"] = list(generate(np.int64(2), *extra).shape)
     else:
         result.update(_malaria_facts(names))
     print(PROBE_MARK + json.dumps(result))
@@ -227,13 +237,19 @@ def print_bench_result(names: Mapping[str, Any], lab: str) -> dict:
     elif lab == "malaria":
         history, metrics = _malaria_bench(names)  # Task 2: the multi-task head carries the target metric
         images_per_step, key = cfg.batch_size, "val_macro_f1"
+    elif lab == "iclevr":  # the SAGAN run's G (generate's), with the comparison runs and the rendered floor beside it
+        runs = {name: names["measure"](run) for name, run in names["runs"].items()}
+        metrics = {**runs["sagan"], "runs": runs, "real_floor": names["floor"]()}
+        images_per_step, key = cfg.batch_size, "accuracy"
     else:
-        raise ValueError(f"the benchmark measures the vanilla, fc, cwgan and malaria labs, not {lab!r}")
+        raise ValueError(f"the benchmark measures the vanilla, fc, cwgan, malaria and iclevr labs, not {lab!r}")
     result = {"metrics": metrics, "epoch_end": history["epoch_end"], "epoch_seconds": history["epoch_seconds"],
               "images_per_step": images_per_step, "per_epoch": {key: history.get(key, [])}, "config": asdict(cfg),
               "contract": contract_report(names, lab), "peak_memory": peak_memory(device),
               "step_flops": (history.get("step_flops") or [None])[0]}
     if lab == "malaria":
         result["task1_train_seconds"] = float(sum(names["history"]["epoch_seconds"]))
+    if lab == "iclevr":
+        result["all_runs_train_seconds"] = float(sum(sum(run.history["epoch_seconds"]) for run in names["runs"].values()))
     print(BENCH_MARK + json.dumps(result))
     return result

@@ -390,6 +390,11 @@ The datasets are not part of this repository: they are downloaded when a lab fir
 * **IML-Malaria** (`dcgan_malaria.ipynb`): {IML_CITATION}. Not redistributed in this repository (its own
   repository has no licence file): the lab fetches it at run time from github.com/{REPOSITORY}
   (commit {COMMIT[:7]}) and checks every file (`helpers/malaria/fetch.py`, `data_README.md`).
+* **i-CLEVR labels** (`extra/cgan_iclevr.ipynb`): the label files (`objects.json`, `train.json`, `test.json`,
+  `new_test.json`) of the NYCU Deep Learning course's conditional-generation lab, fetched and checked at run time
+  (`data_README.md`); i-CLEVR: A. El-Nouby et al., "Tell, Draw, and Repeat", ICCV 2019, built with the CLEVR
+  generator (J. Johnson et al., CVPR 2017). The images are not public: the lab draws a procedural stand-in for
+  every label entry (`helpers/iclevr/render.py`), so its numbers are not comparable with the original images'.
 * **M5-Malaria**, Lab 3's full dataset: W. Sultani, W. Nawaz, S. Javed, M. S. Danish, A. Saadia, M. Ali,
   "Towards Low-Cost and Efficient Malaria Detection", CVPR 2022 (arXiv:2111.13656). Not redistributed
   (no licence file; cite the paper); download it as `data_README.md` says
