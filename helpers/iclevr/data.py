@@ -44,7 +44,6 @@ import json
 import os
 import sys
 import time
-import urllib.parse
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -56,13 +55,11 @@ import torch.nn.functional as F
 from helpers.env import drive_root, in_colab, mount_drive, settings
 from helpers.iclevr.render import OBJECTS, render_entries, render_scene, scene_seed
 from helpers.malaria.fetch import (
-    FileEntry,
     Manifest,
     _base_url,
-    _fetch_one,
     _local_cache,
     _write_atomic,
-    check_file,
+    fetch_verified,
     load_manifest,
     manifest_text,
     sha256_file,
@@ -145,31 +142,9 @@ def fetch_iclevr_meta(
             could not be fetched and verified (each named, with why; nothing unverified is written).
     """
     manifest, upstream = load_meta_manifest(manifest_path)
-    dest = Path(dest).expanduser()
-    base = _base_url(source if source is not None else manifest.base_url + upstream)
-    todo = [(entry, why) for entry in manifest.files if (why := check_file(dest / entry.path, entry))]
-    if not todo:
-        return dest
-    if settings().offline and not base.startswith("file:"):
-        raise IclevrDataError(f"{dest} is missing {len(todo)} i-CLEVR label files and GANLAB_OFFLINE is set, so "
-                              f"they were not fetched from {base}. {_HINT}")
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise IclevrDataError(f"Cannot write the i-CLEVR label files into {dest}: {err}. Set GANLAB_CACHE to a "
-                              f"writable folder. {_HINT}") from None
-    if verbose:
-        print(f"Fetching {len(todo)} i-CLEVR label files from {base} into {dest}")
-    failures = {}
-    for entry, _ in todo:
-        problem = _fetch_one(base + urllib.parse.quote(entry.path), dest / entry.path, entry, retries)
-        if problem:
-            failures[entry.path] = problem
-    if failures:
-        lines = "\n".join(f"  {path}: {why}" for path, why in failures.items())
-        raise IclevrDataError(f"i-CLEVR: {len(failures)} label files could not be fetched and verified into "
-                              f"{dest}:\n{lines}\nNothing unverified was written; run again to retry. {_HINT}")
-    return dest
+    return fetch_verified(manifest, dest, _base_url(source if source is not None else manifest.base_url + upstream),
+                          what="i-CLEVR label files", hint=_HINT, offline_error=IclevrDataError,
+                          fetch_error=IclevrDataError, workers=1, retries=retries, verbose=verbose)
 
 
 def meta_cache_folder() -> Path:

@@ -336,24 +336,63 @@ def fetch_iml_malaria(
         MalariaDataError: files are missing, ``$GANLAB_OFFLINE`` is set and ``source`` is not local.
     """
     manifest = manifest or load_manifest()
+    return fetch_verified(manifest, dest, _base_url(source if source is not None else manifest.base_url),
+                          what="IML-Malaria", hint=_HINT, offline_error=MalariaDataError, fetch_error=FetchError,
+                          write_hint=", or GANLAB_MALARIA_DATA to a copy you have", workers=workers, retries=retries,
+                          verbose=verbose)
+
+
+def fetch_verified(
+    manifest: Manifest,
+    dest: str | os.PathLike,
+    base: str,
+    *,
+    what: str,
+    hint: str,
+    offline_error: type[Exception],
+    fetch_error: type[Exception],
+    write_hint: str = "",
+    workers: int = 8,
+    retries: int = 3,
+    verbose: bool = True,
+) -> Path:
+    """Make ``dest`` hold every file of ``manifest``, verified, fetching only what is missing or damaged.
+
+    The one fetch loop of the project's datasets (IML-Malaria here, the i-CLEVR label files in
+    :mod:`helpers.iclevr.data`): files are fetched ``workers`` at a time, each written atomically only once its
+    size and SHA-256 match; what was verified is kept, so a call after a failure resumes.
+
+    Args:
+        manifest: the files and their sizes and hashes.
+        dest: the folder to fill (created).
+        base: the URL prefix the manifest's paths are appended to (see ``_base_url``).
+        what: the dataset's name in messages, e.g. "IML-Malaria".
+        hint: the last sentence of every error (where the data README says more).
+        offline_error: raised when files are missing, ``$GANLAB_OFFLINE`` is set and ``base`` is not local.
+        fetch_error: raised when ``dest`` cannot be written or some files could not be fetched and verified.
+        write_hint: added to the "set GANLAB_CACHE" advice when ``dest`` cannot be written.
+        workers, retries, verbose: files fetched at the same time, attempts per file, print the progress.
+
+    Returns:
+        ``dest``, complete.
+    """
     dest = Path(dest).expanduser()
-    base = _base_url(source if source is not None else manifest.base_url)
     todo = [(entry, why) for entry in manifest.files if (why := check_file(dest / entry.path, entry))]
     if not todo:
         return dest
     if settings().offline and not base.startswith("file:"):
-        raise MalariaDataError(f"{dest} is missing {len(todo)} IML-Malaria files and GANLAB_OFFLINE is set, so "
-                               f"they were not fetched from {base}. {_HINT}")
+        raise offline_error(f"{dest} is missing {len(todo)} {what} files and GANLAB_OFFLINE is set, so "
+                            f"they were not fetched from {base}. {hint}")
     try:
         for folder in {(dest / entry.path).parent for entry, _ in todo}:
             folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise FetchError(f"Cannot write IML-Malaria into {dest}: {err}. Set GANLAB_CACHE to a writable "
-                         f"folder, or GANLAB_MALARIA_DATA to a copy you have. {_HINT}") from None
+        raise fetch_error(f"Cannot write {what} into {dest}: {err}. Set GANLAB_CACHE to a writable "
+                          f"folder{write_hint}. {hint}") from None
     _remove_stale_parts(dest, manifest)
     if verbose:
         size_mb = sum(entry.size for entry, _ in todo) / 1e6
-        print(f"Fetching IML-Malaria: {len(todo)} of {len(manifest.files)} files ({size_mb:.1f} MB) "
+        print(f"Fetching {what}: {len(todo)} of {len(manifest.files)} files ({size_mb:.1f} MB) "
               f"from {base} into {dest}")
         for entry, why in todo:
             if why != "missing":
@@ -374,13 +413,13 @@ def fetch_iml_malaria(
     if failures:
         lines = "\n".join(f"  {path}: {why}" for path, why in sorted(failures.items()))
         kept = len(manifest.files) - len(failures)
-        raise FetchError(
-            f"IML-Malaria: {len(failures)} of {len(manifest.files)} files could not be fetched and verified "
+        raise fetch_error(
+            f"{what}: {len(failures)} of {len(manifest.files)} files could not be fetched and verified "
             f"into {dest}:\n{lines}\nThe {kept} verified files are kept and nothing unverified was written; "
-            f"run again to fetch the rest. {_HINT}"
+            f"run again to fetch the rest. {hint}"
         )
     if verbose:
-        print(f"IML-Malaria complete: {len(manifest.files)} files verified in {dest}")
+        print(f"{what} complete: {len(manifest.files)} files verified in {dest}")
     return dest
 
 
