@@ -295,3 +295,37 @@ def test_a_resumed_run_keeps_its_count(tmp_path, monkeypatch):
     _train(clock, None, folder=str(tmp_path), num_epochs=1)
     history, _ = _train(FakeClock(), None, folder=str(tmp_path), num_epochs=2)
     assert history["step_flops"] == [96.0] and len(counted) == 1  # from the checkpoint, not counted again
+
+
+def test_a_step_with_a_gradient_penalty_is_counted_and_trains_as_without_the_count():
+    """torch.autograd.grad with create_graph (the cWGAN-GP lab's penalty) inside the counted step: FlopCounterMode's
+    module hooks fail there; the count must not. nn.Linear(3, 1), batch 8: five products of 2 * 8 * 3 = 48 FLOPs each,
+    the forward, the penalty's input gradient, then in backward the weight's gradient from the score, the input's
+    gradient (the input requires it) and the weight's gradient through the penalty."""
+    from helpers.training import count_step_flops
+
+    def make():
+        torch.manual_seed(0)
+        model = nn.Linear(3, 1)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+
+    def step_of(model, opt):
+        def train_step(xb):
+            xb = xb.clone().requires_grad_(True)
+            score = model(xb)
+            grad, = torch.autograd.grad(score.sum(), xb, create_graph=True)
+            loss = score.mean() + ((grad.norm(dim=1) - 1) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return {"loss": loss.detach()}
+        return train_step
+
+    counted_model, counted_opt = make()
+    metrics, flops = count_step_flops(step_of(counted_model, counted_opt), (x,))
+    plain_model, plain_opt = make()
+    plain = step_of(plain_model, plain_opt)(x)
+    assert torch.equal(metrics["loss"], plain["loss"]) and torch.equal(counted_model.weight, plain_model.weight)
+    assert flops == 5 * 48
