@@ -3,9 +3,9 @@
     python -m helpers.course.speed                       # the quick profile's networks (G 16, D 32, batches of 128)
     python -m helpers.course.speed --g-width 32 --d-width 64 --batch 64 --out results   # the full profile's
 
-Every variant trains the notebook's own ``Generator``, ``Discriminator``, ``d_loss_bce`` and ``g_loss_bce``
-(loaded from ``lab8_vanilla.ipynb`` with :func:`helpers.course.notebook_code.load_definitions`) with the
-notebook's step: one D step, one G step, Adam. Variants are timed in turns (round 1 of every variant, then
+Every variant runs the notebook's own ``train_step`` (one D step, one G step) on its own ``Generator`` and
+``Discriminator`` with Adam (all loaded from ``lab8_vanilla.ipynb`` with
+:func:`helpers.course.notebook_code.load_definitions`). Variants are timed in turns (round 1 of every variant, then
 round 2, ...) so that other load on the machine spreads over all of them, and each figure is the median
 over the rounds. A compiled variant's first steps (the compilation) are reported apart as its warm-up.
 Evaluation (sampling 5,000 digits and classifying them) is timed under ``torch.no_grad`` and
@@ -55,12 +55,17 @@ def _variants(batch: int, threads: int) -> list[Variant]:
 
 
 class StepRunner:
-    """The notebook's training step on fresh networks, set up as ``variant`` says."""
+    """The notebook's own ``train_step`` on fresh networks, set up as ``variant`` says.
+
+    ``train_step`` reads ``G``, ``D``, ``opt_G``, ``opt_D``, ``cfg`` and ``device`` from the notebook's globals:
+    each runner puts its own there before it steps (no copy of the step's code here).
+    """
 
     def __init__(self, nb: Any, variant: Variant, g_width: int, d_width: int, latent_dim: int = 100) -> None:
         torch.manual_seed(0)
-        self.nb, self.variant, self.latent_dim = nb, variant, latent_dim
+        self.nb, self.variant = nb, variant
         fmt = torch.channels_last if variant.channels_last else torch.contiguous_format
+        self.cfg = nb.Config(latent_dim=latent_dim, g_width=g_width, d_width=d_width, batch_size=variant.batch)
         self.G = nb.Generator(latent_dim, g_width).to(memory_format=fmt)
         self.D = nb.Discriminator(d_width).to(memory_format=fmt)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=2e-3, betas=(0.5, 0.99))
@@ -70,16 +75,9 @@ class StepRunner:
         self.x_real = (torch.rand(variant.batch, 1, 28, 28) * 2 - 1).contiguous(memory_format=fmt)
 
     def step(self) -> None:
-        B = self.x_real.shape[0]
-        x_fake = self.G_run(torch.randn(B, self.latent_dim))
-        loss_D = self.nb.d_loss_bce(self.D_run(self.x_real), self.D_run(x_fake.detach()))
-        self.opt_D.zero_grad(set_to_none=True)
-        loss_D.backward()
-        self.opt_D.step()
-        loss_G = self.nb.g_loss_bce(self.D_run(x_fake))
-        self.opt_G.zero_grad(set_to_none=True)
-        loss_G.backward()
-        self.opt_G.step()
+        self.nb.G, self.nb.D, self.nb.opt_G, self.nb.opt_D = self.G_run, self.D_run, self.opt_G, self.opt_D
+        self.nb.cfg, self.nb.device = self.cfg, torch.device("cpu")
+        self.nb.train_step(self.x_real)
 
 
 def _timed(fn: Callable[[], None], n: int) -> float:
