@@ -47,6 +47,8 @@ def test_counted_flops_give_the_rate_reached_and_a_labelled_gpu_estimate():
               "results": [bench.summarise("vanilla", dict(raw, step_flops=8.1e12 * 6), 5.0)]}
     md = bench.to_markdown(report)
     assert "| vanilla | 48600.00 G | 972.00 | 243000.0 GFLOP/s | 5.0–20.0 min (estimate) |" in md, md
+    report["results"].append(bench.summarise("vanilla", raw, 5.0))  # 0.081 TFLOPs: 25 ms to 100 ms, in seconds
+    assert "| vanilla | 4.05 G | 0.08 | 20.2 GFLOP/s | 0.0–0.1 s (estimate) |" in bench.to_markdown(report)
     assert "Not a measurement: this project has no GPU." in md
     raw.pop("step_flops")  # a notebook trained without fit's count: no figure, no estimate
     assert "flops" not in bench.summarise("vanilla", raw, 5.0)

@@ -398,9 +398,9 @@ def to_markdown(report: dict) -> str:
         for r in counted:
             f = r["flops"]
             good, poor = f["gpu_estimate_seconds"]
+            span = f"{good:.1f}–{poor:.1f} s" if poor < 120 else f"{good / 60:.1f}–{poor / 60:.1f} min"
             lines.append(f"| {r['lab']} | {f['step_flops'] / 1e9:.2f} G | {f['train_tflops']:.2f} | "
-                         f"{_num(f['achieved_gflops_per_s'], '.1f')} GFLOP/s | {good / 60:.1f}–{poor / 60:.1f} min "
-                         f"(estimate) |")
+                         f"{_num(f['achieved_gflops_per_s'], '.1f')} GFLOP/s | {span} (estimate) |")
         lines += ["", f"T4 times: {counted[0]['flops']['gpu_estimate_basis']}. Matrix products and convolutions "
                   "only; element-wise work is not counted. Not a measurement: this project has no GPU."]
     if report.get("plot"):
