@@ -45,3 +45,40 @@ def check_fails(check, *args, match: str, **kwargs) -> str:
     assert match in msg, msg
     assert "Hint:" in msg, msg
     return msg
+
+
+def notebook_mutant(path: Path, module, name: str, *edits: tuple[str, str], once: bool = False,
+                    keep_name: bool = False):
+    """The notebook's class or function ``name`` with each ``(old, new)`` edit made in its source: a typical mistake,
+    built from the solution's own code so no copy of it lives in the tests.
+
+    Args:
+        path: the solution notebook.
+        module: that notebook loaded with ``load_definitions``: the mutant reads the same globals (G, D, cfg...).
+        name: the top-level class or function to edit.
+        edits: ``(old, new)`` texts; an ``old`` that is no longer in the code fails the test rather than testing nothing.
+        once: each ``old`` must occur exactly once (else: at least once; every occurrence is replaced).
+        keep_name: define the mutant under its own name in a copy of the module's globals (for checks that look
+            at the class's name); else as ``<name>__mutant`` in the module itself.
+    """
+    import ast
+
+    from helpers.course.notebook_code import code_cells
+
+    for _, source in code_cells(path):
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+                text = ast.get_source_segment(source, node)
+                for old, new in edits:
+                    found = text.count(old) == 1 if once else old in text
+                    assert found, f"{path.name}: {name} no longer contains {old!r}{' once' if once else ''}; update this test"
+                    text = text.replace(old, new)
+                if keep_name:
+                    namespace = dict(module.__dict__)
+                else:
+                    namespace = module.__dict__
+                    keyword = "class" if isinstance(node, ast.ClassDef) else "def"
+                    text = text.replace(f"{keyword} {name}", f"{keyword} {name}__mutant", 1)
+                exec(compile(text, f"<mutant of {path.name}:{name}>", "exec"), namespace)  # noqa: S102
+                return namespace[name if keep_name else f"{name}__mutant"]
+    raise AssertionError(f"{path.name} defines no {name}")

@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import re
 
+import nbformat
+
+
+def printed_json(nb, marker: str) -> dict:
+    """The JSON a cell printed after ``marker`` (e.g. ``"PROBE-RESULT "``), the first one in the notebook."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            m = re.search(re.escape(marker) + r"(.*)", out.get("text", ""))
+            if m:
+                return json.loads(m.group(1))
+    raise AssertionError(f"no cell printed {marker.strip()!r}")
+
 
 def probe_result(nb) -> dict:
     """The JSON a probe cell printed after ``PROBE-RESULT ``."""
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            m = re.search(r"PROBE-RESULT (.*)", out.get("text", ""))
-            if m:
-                return json.loads(m.group(1))
-    raise AssertionError("the probe cell printed nothing")
+    return printed_json(nb, "PROBE-RESULT ")
 
 
 def all_text(nb) -> str:
@@ -33,3 +40,16 @@ def assert_outputs_of_one_real_run(nb) -> None:
     m = re.search(r"Profile: (\w+)", all_text(nb))
     assert m and m.group(1) in ("quick", "full"), "the outputs are not of a quick or full run"
     assert any(o.get("output_type") == "display_data" for c in code for o in c.get("outputs", [])), "no figure"
+
+
+def assert_committed_notebook(nb) -> None:
+    """What every committed solution notebook must be: valid, asking Colab for a GPU, without Colab's own metadata,
+    with the canonical setup cell first and ``finish_lab(env)`` last, and the outputs of one real run."""
+    from helpers.course.setup_cell import SETUP_CELL_INDEX, render_setup_cell
+
+    nbformat.validate(nb)
+    assert nb.metadata.get("accelerator") == "GPU"
+    assert "colab" not in nb.metadata
+    assert nb.cells[SETUP_CELL_INDEX].source == render_setup_cell(), "run `python -m helpers.course.setup_cell`"
+    assert nb.cells[-1].source.rstrip().endswith("finish_lab(env)")
+    assert_outputs_of_one_real_run(nb)  # the figures are real outputs of a quick or full run

@@ -7,7 +7,6 @@ student code lives in the tests. Each test asserts that the check raises ``Check
 prints) and that the message names what differed.
 """
 
-import ast
 
 import numpy as np
 import pytest
@@ -17,9 +16,9 @@ from torch import nn
 from types import SimpleNamespace
 
 from helpers.checks import common, cwgan, malaria, vanilla
-from helpers.course.notebook_code import code_cells, load_definitions
+from helpers.course.notebook_code import load_definitions
 
-from conftest import REPO_ROOT, check_fails as _fails
+from conftest import REPO_ROOT, check_fails as _fails, notebook_mutant
 
 checks = SimpleNamespace(**{**vars(common), **vars(vanilla), **vars(cwgan), **vars(malaria)})
 from helpers.sampling import check_count, seeded_noise, to_unit_images
@@ -35,23 +34,8 @@ Generator = VANILLA.Generator  # the notebook's generator, also what the generat
 
 
 def _mutant(path, module, name: str, *edits: tuple[str, str]):
-    """The notebook's function ``name`` with each ``(old, new)`` edit made in its source: a typical mistake.
-
-    The mutant is defined in ``module`` (the loaded notebook) under a new name, so it reads the same globals
-    (G, D, cfg...). Fails when an ``old`` text is no longer in the notebook's code, rather than testing nothing.
-    """
-    for _, source in code_cells(path):
-        for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef) and node.name == name:
-                text = ast.get_source_segment(source, node)
-                for old, new in edits:
-                    assert text.count(old) == 1, f"{path.name}: {name} no longer contains {old!r} once; update this test"
-                    text = text.replace(old, new)
-                mutant_name = f"{name}__mutant"
-                text = text.replace(f"def {name}(", f"def {mutant_name}(", 1)
-                exec(compile(text, f"<mutant of {path.name}:{name}>", "exec"), module.__dict__)
-                return module.__dict__[mutant_name]
-    raise AssertionError(f"{path.name} defines no function {name}")
+    """The notebook's function ``name`` with each ``(old, new)`` edit (each ``old`` exactly once): a typical mistake."""
+    return notebook_mutant(path, module, name, *edits, once=True)
 
 
 def _replace_modules(model: nn.Module, kind: type, make) -> nn.Module:

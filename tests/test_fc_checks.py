@@ -5,7 +5,6 @@ As in test_checks.py, every right answer is the solution notebook's own code (lo
 with one typical mistake put in, so no copy of the student code lives in the tests.
 """
 
-import ast
 
 import numpy as np
 import pytest
@@ -16,10 +15,10 @@ from torch import nn
 from helpers.checks.fc import (check_fc_discriminator, check_fc_generator, check_fc_losses, check_fc_train_step,
                                check_generate)
 from helpers.course.labs import lab_named
-from helpers.course.notebook_code import code_cells, load_definitions
+from helpers.course.notebook_code import load_definitions
 from helpers.sampling import mark_trained
 
-from conftest import check_fails as _fails
+from conftest import check_fails as _fails, notebook_mutant
 
 torch.set_num_threads(1)
 
@@ -32,18 +31,7 @@ FC.device = torch.device("cpu")
 def _mutant(name: str, *edits: tuple[str, str]):
     """The notebook's class or function ``name`` with each ``(old, new)`` edit made in its source (every
     occurrence of ``old``): a typical mistake, defined in the loaded notebook under a new name."""
-    for _, source in code_cells(NOTEBOOK):
-        for node in ast.parse(source).body:
-            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
-                text = ast.get_source_segment(source, node)
-                for old, new in edits:
-                    assert old in text, f"{NOTEBOOK.name}: {name} no longer contains {old!r}; update this test"
-                    text = text.replace(old, new)
-                keyword = "class" if isinstance(node, ast.ClassDef) else "def"
-                text = text.replace(f"{keyword} {name}", f"{keyword} {name}__mutant", 1)
-                exec(compile(text, f"<mutant of {NOTEBOOK.name}:{name}>", "exec"), FC.__dict__)  # noqa: S102
-                return FC.__dict__[f"{name}__mutant"]
-    raise AssertionError(f"{NOTEBOOK.name} defines no {name}")
+    return notebook_mutant(NOTEBOOK, FC, name, *edits)
 
 
 # ============================================================================ generator

@@ -5,7 +5,6 @@ As in test_fc_checks.py, every right answer is the solution notebook's own code 
 one typical mistake put in, so no copy of the student code lives in the tests.
 """
 
-import ast
 from dataclasses import replace
 
 import numpy as np
@@ -16,12 +15,12 @@ from helpers.checks.iclevr import (check_conditional_batchnorm, check_generate, 
                                    check_iclevr_discriminator, check_iclevr_generator, check_iclevr_train_step,
                                    check_self_attention)
 from helpers.course.labs import lab_named
-from helpers.course.notebook_code import code_cells, load_definitions
+from helpers.course.notebook_code import load_definitions
 from helpers.iclevr.data import encode_conditions
 from helpers.iclevr.render import OBJECTS
 from helpers.sampling import check_count, eval_mode, mark_trained, seeded_noise, to_unit_images
 
-from conftest import check_fails as _fails
+from conftest import check_fails as _fails, notebook_mutant
 
 torch.set_num_threads(1)
 
@@ -35,18 +34,8 @@ CFG = NB.cfg
 
 def _mutant(name: str, *edits: tuple[str, str]):
     """The notebook's class or function ``name`` with each ``(old, new)`` edit made in its source: a typical
-    mistake, defined in the loaded notebook under a new name (its own name inside, so the checks count it)."""
-    for _, source in code_cells(NOTEBOOK):
-        for node in ast.parse(source).body:
-            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
-                text = ast.get_source_segment(source, node)
-                for old, new in edits:
-                    assert old in text, f"{NOTEBOOK.name}: {name} no longer contains {old!r}; update this test"
-                    text = text.replace(old, new)
-                namespace = dict(NB.__dict__)
-                exec(compile(text, f"<mutant of {NOTEBOOK.name}:{name}>", "exec"), namespace)  # noqa: S102
-                return namespace[name]
-    raise AssertionError(f"{NOTEBOOK.name} defines no {name}")
+    mistake, defined in a copy of the loaded notebook's globals under its own name (so the checks count it)."""
+    return notebook_mutant(NOTEBOOK, NB, name, *edits, keep_name=True)
 
 
 # ============================================================================ self-attention
