@@ -52,6 +52,48 @@ def _compare(name: str, got: torch.Tensor | float, want: float, hint: str, rtol:
         _fail(f"{name} is {got:.6f} but should be {want:.6f} (off by {got - want:+.6f}).", hint)
 
 
+def _fixed_weights(model: nn.Module) -> nn.Module:
+    """Overwrite every parameter and buffer with pseudo-random values derived from its name, eval mode.
+
+    The same names and shapes always get the same values, so two correct models give the same outputs
+    (the labs whose checks compare outputs under fixed weights: malaria, iclevr).
+    """
+    import zlib
+
+    for name, t in model.state_dict().items():
+        if not t.is_floating_point():
+            continue  # BatchNorm's num_batches_tracked
+        gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+        v = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+        if name.endswith("running_var"):
+            v = 1.0 + 0.5 * v.abs()
+        elif t.dim() == 1 and name.endswith("weight"):  # BatchNorm scale
+            v = 1.0 + 0.1 * v
+        elif t.dim() == 1:  # biases, BatchNorm shift and running mean
+            v = 0.1 * v
+        else:  # conv / linear weights: unit-variance outputs
+            v = v / np.sqrt(max(1, t[0].numel()))
+        t.copy_(v.to(t.dtype))
+    return model.eval()
+
+
+def _fixed_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=gen) * 2 - 1
+
+
+def _compare_values(name: str, got: torch.Tensor, want: list, hint: str, atol: float = 1e-4) -> None:
+    got_t = got.detach().double().flatten().cpu()
+    want_t = torch.tensor(want, dtype=torch.float64).flatten()
+    if got_t.shape != want_t.shape:
+        _fail(f"{name} has {got_t.numel()} values, expected {want_t.numel()}.", hint)
+    diff = (got_t - want_t).abs().max().item()
+    if not np.isfinite(diff) or diff > atol + 1e-4 * want_t.abs().max().item():
+        _fail(f"{name} differs from the expected values by up to {diff:.4g} "
+              f"(got {[round(v, 4) for v in got_t[:4].tolist()]}..., expected {[round(v, 4) for v in want_t[:4].tolist()]}...).",
+              hint)
+
+
 def _call_as_declared(fn: Callable, name: str, **arguments: Any) -> Any:
     """Call a student's function the way its TODO declares it: every argument by its name.
 

@@ -289,7 +289,7 @@ def _conditional_items(generate, contract, shape, state, item, expect_raises, kw
 
 
 def _multi_label_items(generate, contract, shape, state, item, expect_raises, kwargs) -> Iterator[ContractItem]:
-    n, (seed_a, seed_b) = contract.n, contract.seeds
+    n, seed_a = contract.n, contract.seeds[0]
     want = (n, *shape)
     call = f"generate({n}, {MULTI_CONDITION!r}, seed={seed_a})"
 

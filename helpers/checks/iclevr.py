@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from helpers.checks.common import CheckFailed, _call_as_declared, _compare, _fail, _ok, check_train_step, expected
+from helpers.checks.common import (CheckFailed, _call_as_declared, _compare, _compare_values, _fail, _fixed_input,
+                                   _fixed_weights, _ok, check_train_step, expected)
 from helpers.checks.contract import ICLEVR, check_contract
 from helpers.checks.graded import Defined, GradedCheck
-from helpers.checks.malaria import _compare_values, _fixed_input, _fixed_weights
 
 __all__ = ['CheckFailed', 'check_conditional_batchnorm', 'check_iclevr_discriminator', 'check_iclevr_generator',
            'check_hinge_losses', 'check_iclevr_train_step', 'check_self_attention', 'check_generate']
@@ -230,15 +230,22 @@ def check_iclevr_generator(generator_cls: Callable[..., nn.Module], cfg: Any) ->
             _fail("G(z, y) does not depend on y (eval mode).", "pass y to every ConditionalBatchNorm2d (and to the "
                   "first linear layer together with z).")
         if attention:
-            with torch.no_grad():
-                for m in G.modules():
-                    if type(m).__name__ == "SelfAttention":
-                        m.gamma.fill_(1.0)
-                c_out = G(z, y)
-            if torch.allclose(a, c_out, atol=1e-6):
-                _fail("setting the SelfAttention block's gamma to 1 changes nothing: it is not in forward.",
-                      "call the attention block in forward, on the 8 x 8 features.")
+            _check_attention_in_forward(G, lambda: G(z, y), a)
     _ok("generator (with and without self-attention)")
+
+
+def _check_attention_in_forward(model: nn.Module, forward: Callable[[], torch.Tensor], before: torch.Tensor,
+                                prefix: str = "") -> None:
+    """Every SelfAttention block's gamma set to 1 must change ``forward()`` from ``before`` (gamma 0): the block is
+    called in forward. ``prefix`` starts the failure message."""
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "SelfAttention":
+                m.gamma.fill_(1.0)
+        after = forward()
+    if torch.allclose(after, before, atol=1e-6):
+        _fail(f"{prefix}setting the SelfAttention block's gamma to 1 changes nothing: it is not in forward.",
+              "call the attention block in forward, on the 8 x 8 features.")
 
 
 # ----------------------------------------------------------------------------- TODO 4: the discriminator
@@ -295,13 +302,7 @@ def check_iclevr_discriminator(discriminator_cls: Callable[..., nn.Module], cfg:
                       "score = linear(h) + sum(embed(y) * h, dim=1), with h the pooled features of x alone and embed "
                       "a bias-free nn.Linear(24, channels): no label planes, no nonlinearity applied to y.")
             if attention:
-                with torch.no_grad():
-                    for m in D.modules():
-                        if type(m).__name__ == "SelfAttention":
-                            m.gamma.fill_(1.0)
-                    if torch.allclose(D(x, y1), s1, atol=1e-6):
-                        _fail(f"{what}: setting the SelfAttention block's gamma to 1 changes nothing: it is not in "
-                              f"forward.", "call the attention block in forward, on the 8 x 8 features.")
+                _check_attention_in_forward(D, lambda: D(x, y1), s1, f"{what}: ")
     _ok("discriminator (projection; spectral norm and self-attention on and off)")
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from helpers.checks.graded import Defined, GradedCheck
-from helpers.checks.common import (CheckFailed, _call_as_declared, _carries_grad, _compare, _fail, _fixed_logits, _ok,
-                                   check_train_step, expected)
+from helpers.checks.common import (CheckFailed, _call_as_declared, _carries_grad, _compare, _compare_values, _fail,
+                                   _fixed_input, _fixed_logits, _fixed_weights, _ok, check_train_step, expected)
 from helpers.checks.vanilla import check_generate
 
 __all__ = ['CheckFailed', 'check_generate', 'check_grad_cam', 'check_lsgan_losses', 'check_malaria_discriminator',
@@ -57,47 +56,6 @@ def _check_layout(model: nn.Module, key: str, what: str) -> None:
 
 
 @torch.no_grad()
-def _fixed_weights(model: nn.Module) -> nn.Module:
-    """Overwrite every parameter and buffer with pseudo-random values derived from its name, eval mode.
-
-    The same names and shapes always get the same values, so two correct models give the same outputs.
-    """
-    import zlib
-
-    for name, t in model.state_dict().items():
-        if not t.is_floating_point():
-            continue  # BatchNorm's num_batches_tracked
-        gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-        v = torch.randn(t.shape, generator=gen, dtype=torch.float64)
-        if name.endswith("running_var"):
-            v = 1.0 + 0.5 * v.abs()
-        elif t.dim() == 1 and name.endswith("weight"):  # BatchNorm scale
-            v = 1.0 + 0.1 * v
-        elif t.dim() == 1:  # biases, BatchNorm shift and running mean
-            v = 0.1 * v
-        else:  # conv / linear weights: unit-variance outputs
-            v = v / np.sqrt(max(1, t[0].numel()))
-        t.copy_(v.to(t.dtype))
-    return model.eval()
-
-
-def _fixed_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=gen) * 2 - 1
-
-
-def _compare_values(name: str, got: torch.Tensor, want: list, hint: str, atol: float = 1e-4) -> None:
-    got_t = got.detach().double().flatten().cpu()
-    want_t = torch.tensor(want, dtype=torch.float64).flatten()
-    if got_t.shape != want_t.shape:
-        _fail(f"{name} has {got_t.numel()} values, expected {want_t.numel()}.", hint)
-    diff = (got_t - want_t).abs().max().item()
-    if not np.isfinite(diff) or diff > atol + 1e-4 * want_t.abs().max().item():
-        _fail(f"{name} differs from the expected values by up to {diff:.4g} "
-              f"(got {[round(v, 4) for v in got_t[:4].tolist()]}..., expected {[round(v, 4) for v in want_t[:4].tolist()]}...).",
-              hint)
-
-
 def _block_sides(model: nn.Module, x: torch.Tensor, blocks: nn.Module) -> list[int]:
     sides: list[int] = []
     hooks = [b.register_forward_hook(lambda m, i, o: sides.append(o.shape[-1])) for b in blocks]

@@ -72,12 +72,12 @@ def malaria_answers(nb) -> dict[str, Any]:
     layouts = {f"{key}_{size}": state_dict_layout(cls(malaria._malaria_config(size)))
                for size in (32, 64) for key, cls in classes.items()}
     with torch.no_grad():
-        G = malaria._fixed_weights(nb.Generator(malaria._malaria_config(32)))
-        x = G(malaria._fixed_input((2, 100), 1) * 2)
-        D = malaria._fixed_weights(nb.Discriminator(malaria._malaria_config(32)))
-        score_d = D(malaria._fixed_input((2, 3, 32, 32), 3))
-        M = malaria._fixed_weights(nb.MultiTaskDiscriminator(malaria._malaria_config(32)))
-        x_m = malaria._fixed_input((2, 3, 32, 32), 5)
+        G = common._fixed_weights(nb.Generator(malaria._malaria_config(32)))
+        x = G(common._fixed_input((2, 100), 1) * 2)
+        D = common._fixed_weights(nb.Discriminator(malaria._malaria_config(32)))
+        score_d = D(common._fixed_input((2, 3, 32, 32), 3))
+        M = common._fixed_weights(nb.MultiTaskDiscriminator(malaria._malaria_config(32)))
+        x_m = common._fixed_input((2, 3, 32, 32), 5)
         score_m, logits = M.forward_logits(x_m)
         _, probs = M(x_m)
     real, fake = common._fixed_logits()
@@ -105,7 +105,7 @@ def iclevr_answers(nb) -> dict[str, Any]:
     x_cbn, y_cbn = iclevr.cbn_inputs()
     with torch.no_grad():
         attention = iclevr.fixed_attention(nb.SelfAttention)(x)
-        cbn = malaria._fixed_weights(nb.ConditionalBatchNorm2d(iclevr.CBN_CHANNELS, iclevr.NUM_OBJECTS))(x_cbn, y_cbn)
+        cbn = common._fixed_weights(nb.ConditionalBatchNorm2d(iclevr.CBN_CHANNELS, iclevr.NUM_OBJECTS))(x_cbn, y_cbn)
     real, fake = iclevr._fixed_scores()
     return {
         "attention": {"output": attention.flatten().tolist()},
