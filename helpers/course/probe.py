@@ -174,9 +174,11 @@ def _finite(value: float) -> float | None:
 
 
 def macro_f1(f1_per_stage: list[float]) -> float | None:
-    """Mean F1 over the stages whose F1 is defined (a stage neither present nor predicted has none)."""
-    defined = [v for v in f1_per_stage if _finite(v) is not None]
-    return sum(defined) / len(defined) if defined else None
+    """Mean F1 over the stages whose F1 is defined (a stage neither present nor predicted has none), as
+    :func:`helpers.malaria.metrics.macro_average` computes it; None (not NaN, for JSON) when none is defined."""
+    from helpers.malaria.metrics import macro_average
+
+    return _finite(macro_average([v for v in f1_per_stage if v is not None]))
 
 
 def _malaria_bench(names: Mapping[str, Any]) -> tuple[dict, dict]:
