@@ -297,6 +297,11 @@ def _check_vectors(vec: np.ndarray, where: str) -> np.ndarray:
     return vec.astype(np.float32)
 
 
+def _is_number_list(values) -> bool:
+    """A non-empty list of plain numbers (not bools): a 24-hot vector written as a list."""
+    return bool(values) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+
+
 def _is_one_condition(objects) -> bool:
     """A list of names or a 1-D vector (one condition), as opposed to a list of conditions or a 2-D array."""
     if isinstance(objects, (np.ndarray, torch.Tensor)):
@@ -343,7 +348,7 @@ def encode_conditions(objects, n: int | None = None) -> np.ndarray:
     if not isinstance(objects, (list, tuple)):
         raise ValueError(f"objects is a {type(objects).__name__}: give a list of object names, a list of such lists, "
                          f"or a 24-hot array.")
-    if objects and all(isinstance(o, (int, float, np.number)) and not isinstance(o, bool) for o in objects):
+    if _is_number_list(objects):
         return encode_conditions(np.asarray(objects, dtype=np.float64), n)   # a 24-hot vector as a plain list
     if _is_one_condition(objects):
         row = np.zeros((1, NUM_OBJECTS), dtype=np.float32)
@@ -356,8 +361,7 @@ def encode_conditions(objects, n: int | None = None) -> np.ndarray:
     for i, cond in enumerate(objects):
         if isinstance(cond, torch.Tensor):
             cond = cond.detach().cpu().numpy()
-        if isinstance(cond, (list, tuple)) and cond and all(
-                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in cond):
+        if isinstance(cond, (list, tuple)) and _is_number_list(cond):
             cond = np.asarray(cond, dtype=np.float64)                  # a 24-hot vector as a plain list
         if isinstance(cond, np.ndarray) and cond.dtype.kind in "biuf":
             if cond.ndim != 1:
