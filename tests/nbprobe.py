@@ -39,6 +39,10 @@ def assert_outputs_of_one_real_run(nb) -> None:
     assert not errors, f"the committed run stopped with {errors[0].get('ename')}"
     m = re.search(r"Profile: (\w+)", all_text(nb))
     assert m and m.group(1) in ("quick", "full"), "the outputs are not of a quick or full run"
+    from helpers.course.run_record import recorded_profile
+
+    recorded = recorded_profile(nb.cells[0].source)
+    assert recorded in (None, m.group(1)), f"the title cell says {recorded}, the run printed {m.group(1)}"
     assert any(o.get("output_type") == "display_data" for c in code for o in c.get("outputs", [])), "no figure"
 
 

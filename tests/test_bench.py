@@ -7,6 +7,7 @@ import torch
 
 from helpers.course import bench
 from helpers.course.labs import LABS
+from helpers.course.run_notebook import keep_outputs
 
 from conftest import REPO_ROOT
 
@@ -88,8 +89,9 @@ def test_the_registry_chooses_the_labs_and_each_has_a_target(tmp_path, monkeypat
     assert set(bench.BENCH_LABS) <= set(bench.TARGETS)
     ran = []
 
-    def fake_run_lab(lab, profile, workdir, timeout, keep=None):  # no notebook: only which labs main runs
+    def fake_run_lab(lab, profile, workdir, timeout, keep=None, inplace_results=None):  # no notebook: which labs run
         ran.append(lab)
+        assert inplace_results is None
         return {"lab": lab, "per_epoch_train_seconds": [1.0], "per_epoch_" + bench.TARGETS[lab][0]: [0.5]}
 
     monkeypatch.setattr(bench, "run_lab", fake_run_lab)
@@ -116,6 +118,34 @@ def test_committed_results_stay_readable():
             assert bench.plot_metric_against_time(report, Path("/nonexistent/plot.png")) is None  # nothing to plot
         else:
             assert bench.metric_figure(report) is not None
+
+
+def test_inplace_names_the_report_in_each_notebook_and_refuses_smoke(tmp_path, monkeypatch, capsys):
+    passed = []
+
+    def fake_run_lab(lab, profile, workdir, timeout, keep=None, inplace_results=None):
+        passed.append((lab, inplace_results))
+        return {"lab": lab, "per_epoch_train_seconds": [1.0], "per_epoch_" + bench.TARGETS[lab][0]: [0.5]}
+
+    monkeypatch.setattr(bench, "run_lab", fake_run_lab)
+    monkeypatch.setattr(bench, "to_markdown", lambda report: "")
+    assert bench.main(["--profile", "full", "--labs", "cwgan", "--out", str(tmp_path), "--stem", "bench_full_cpu_cwgan",
+                       "--inplace"]) == 0
+    assert passed == [("cwgan", "results/bench_full_cpu_cwgan.md")]
+    assert (tmp_path / "bench_full_cpu_cwgan.json").is_file()
+    assert "copy the report there" in capsys.readouterr().out  # --out is not results/: the note says where it belongs
+    with pytest.raises(SystemExit):
+        bench.main(["--profile", "smoke", "--inplace", "--out", str(tmp_path)])
+    assert "use the quick or full profile" in capsys.readouterr().err
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    with pytest.raises(ValueError, match="first cell is not its Markdown title"):
+        keep_outputs(nb, "full", 1.0)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# Title"))
+    nb.metadata["widgets"] = {"state": {}}
+    keep_outputs(nb, "full", 12.4, "results/x.md")
+    assert "widgets" not in nb.metadata and "one run of the `full` profile" in nb.cells[0].source
+    assert "12 min in all" in nb.cells[0].source and "`results/x.md`" in nb.cells[0].source
 
 
 def test_the_plot_has_one_line_per_lab_against_training_seconds(tmp_path):

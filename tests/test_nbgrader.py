@@ -45,7 +45,15 @@ def generate_assignment(solution: nbformat.NotebookNode) -> nbformat.NotebookNod
 
 
 def differences(student: nbformat.NotebookNode, template: nbformat.NotebookNode) -> list[str]:
-    """Where nbgrader's student version and our template differ: cells by id, sources exactly."""
+    """Where nbgrader's student version and our template differ: cells by id, sources exactly.
+
+    The one difference by design: nbgrader keeps the run record in the solution's title cell (it does not know it;
+    an instructor who uses nbgrader sees it there), our template drops it with the outputs it describes.
+    """
+    from helpers.course.run_record import without_run_record
+
+    for cell in student.cells:
+        cell.source = without_run_record(cell.source)
     ours = {c.id: c for c in template.cells if c.id != NOTE_CELL_ID}
     theirs = {c.id: c for c in student.cells}
     found = [f"cell {i} missing from nbgrader's version" for i in ours if i not in theirs]

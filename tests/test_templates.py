@@ -23,6 +23,8 @@ HIDDEN_REGION = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t
 HIDDEN_AT_END = re.compile(r"\n[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(?:.*\n)*?[ \t]*### END HIDDEN TESTS[ \t]*\Z")  # and its line break
 TODO_BLOCK = re.compile(r"^([ \t]*)##TODO## \S.*\n(?:\1#   .*\n)*\1# YOUR CODE HERE\n\1raise NotImplementedError\(\)$", re.M)
 # In the solution, the ##TODO## line (and its continuations) sits right above each code region.
+# The run record in a solution's title cell (helpers.course.run_record): describes the solution's outputs only.
+RUN_RECORD = re.compile(r"\n*<!-- run record: .*?<!-- end of run record -->\n*", re.S)
 DESCRIBED_REGION = re.compile(r"^([ \t]*)##TODO## \S.*\n(?:\1#   .*\n)*\1### BEGIN SOLUTION[ \t]*\n", re.M)
 
 
@@ -86,6 +88,10 @@ def test_template_is_the_solution_minus_its_regions(solution):
         want_meta = {k: v for k, v in s.metadata.items() if k not in COLAB_CELL_KEYS + RUN_CELL_KEYS}
         assert dict(t.metadata) == want_meta, i
         src = HIDDEN_REGION.sub("", HIDDEN_AT_END.sub("", s.source))
+        if i == 0:
+            assert s.cell_type == "markdown", "cell 0 is the title"
+            src = RUN_RECORD.sub("", src).rstrip("\n") if "<!-- run record" in src else src
+            assert "run record" not in t.source
         if s.cell_type == "code":
             assert t.outputs == [] and t.execution_count is None, i
             # Each region becomes the stub at its indentation, everything else is kept (the ##TODO##
@@ -205,6 +211,23 @@ def test_colab_metadata_is_stripped_and_the_rest_kept():
     assert dict(tmpl.cells[1].metadata) == {"tags": ["parameters"]}
     assert tmpl.cells[1].outputs == [] and tmpl.cells[1].execution_count is None
     assert nb.cells[0].execution_count == 3  # the solution itself is left alone
+
+
+def test_the_run_record_goes_with_the_outputs_and_a_new_run_replaces_it():
+    from helpers.course.run_record import recorded_profile, run_record, with_run_record
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Lab\n\nIntro."),
+                nbformat.v4.new_code_cell("##TODO## set x\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION")]
+    assert recorded_profile(nb.cells[0].source) is None
+    nb.cells[0].source = with_run_record(nb.cells[0].source, run_record("quick", 3.2, machine="a test box"))
+    nb.cells[0].source = with_run_record(nb.cells[0].source, run_record("full", 41.7, "results/b.md", "a test box"))
+    title = nb.cells[0].source
+    assert title.startswith("# Lab\n\nIntro.\n\n<!-- run record") and title.count("run record:") == 1
+    assert recorded_profile(title) == "full" and "42 min in all" in title and "`results/b.md`" in title
+    assert "a test box" in title and "quick" not in title
+    tmpl = make_template(nb, "x.ipynb")
+    assert tmpl.cells[1].source == "# Lab\n\nIntro."
 
 
 def test_template_does_not_depend_on_the_python_that_last_ran_the_solution():

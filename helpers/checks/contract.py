@@ -55,7 +55,8 @@ class GenerateContract:
 
 
 VANILLA = GenerateContract("vanilla", (28, 28), model="G_ema", copies_dataset="mnist")
-CWGAN = GenerateContract("cwgan", (28, 28), classes=tuple(FASHION_CLASSES), model="G", copies_dataset="fashion_mnist")
+CWGAN = GenerateContract("cwgan", (28, 28), classes=tuple(FASHION_CLASSES), model="G_ema",
+                         copies_dataset="fashion_mnist")
 MALARIA = GenerateContract("malaria", None, model="G")
 FC = GenerateContract("fc", (28, 28), model="G", copies_dataset="mnist")
 ICLEVR = GenerateContract("iclevr", (3, 64, 64), model="G", multi_label=True)

@@ -258,4 +258,4 @@ GENERATE_CHECK = "check_generate_conditional"
 
 def graded_generate(names: Defined) -> dict:
     """What the grader checks the generate contract with: the function and the network it samples from."""
-    return {"generate": names["generate"], "model": names.get("G")}
+    return {"generate": names["generate"], "model": names.get("G_ema")}

@@ -46,7 +46,7 @@ import torch
 from helpers.env import PROFILES, pick_device
 from helpers.course.labs import LABS, lab_named
 from helpers.course.probe import BENCH_MARK
-from helpers.course.run_notebook import REPO_ROOT, execute_notebook
+from helpers.course.run_notebook import REPO_ROOT, execute_notebook, keep_outputs
 
 BENCH_LABS = [lab.name for lab in LABS if lab.bench]
 # Per-epoch metric and its threshold per profile (each in [0, 1]): the line drawn on the curves and the
@@ -244,11 +244,14 @@ def summarise(lab: str, raw: dict, wall_seconds: float, profile: str = "full") -
     return out
 
 
-def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | None = None) -> dict:
+def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | None = None,
+            inplace_results: str | None = None) -> dict:
     """Execute one lab notebook in ``profile`` with fresh checkpoint/output folders and measure it.
 
     ``keep``: a folder to write the executed notebook to (``<lab>_<profile>.ipynb``), to look at
-    its figures afterwards.
+    its figures afterwards. ``inplace_results``: write the executed notebook back over the lab's own
+    (without the probe cell, with a run record in its title cell naming this report), so that the
+    committed outputs are those of the measured run.
     """
     env = {
         "GANLAB_CHECKPOINTS": str(workdir / "checkpoints"),  # fresh: a benchmark never resumes
@@ -263,6 +266,10 @@ def run_lab(lab: str, profile: str, workdir: Path, timeout: int, keep: Path | No
         keep.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, keep / f"{lab}_{profile}.ipynb")
     out = summarise(lab, _parse_probe(nb), elapsed, profile)
+    if inplace_results is not None:
+        nb.cells.pop()  # the probe cell appended above
+        keep_outputs(nb, profile, elapsed / 60, inplace_results)
+        nbformat.write(nb, lab_named(lab).notebook_path())
     out["load_average"] = {"start": load_start, "end": load_average()}
     return out
 
@@ -419,20 +426,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per notebook cell")
     parser.add_argument("--notebooks", default=None,
                         help="also write the executed notebooks to this folder (to inspect their figures)")
+    parser.add_argument("--stem", default=None,
+                        help="file name of the report without extension (default: bench_<profile>_<device>)")
+    parser.add_argument("--inplace", action="store_true",
+                        help="write each executed notebook back over the lab's own, with a run record naming the "
+                             "report: how the committed outputs are made (quick or full only)")
     args = parser.parse_args(argv)
+    if args.inplace and args.profile == "smoke":
+        parser.error("--inplace keeps a run's outputs in the committed notebook: use the quick or full profile.")
 
     command = "python -m helpers.course.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     report = {"profile": args.profile, "command": command.strip(), "environment": environment(),
               "load_average": {"start": load_average(), "end": None}, "results": []}
+    out = Path(args.out)
+    stem = args.stem or f"bench_{args.profile}_{report['environment']['device']}"
+    shown = f"results/{stem}.md" if args.inplace else None  # where the report of a committed run is committed
+    if args.inplace and out.resolve() != (REPO_ROOT / "results").resolve():
+        print(f"[bench] --inplace: the notebooks will name results/{stem}.md; copy the report there.", flush=True)
     with tempfile.TemporaryDirectory(prefix="ganlab-bench-") as tmp:
         for lab in args.labs:
             print(f"[bench] {lab}: running {lab_named(lab).notebook} in the {args.profile} profile ...", flush=True)
             report["results"].append(run_lab(lab, args.profile, Path(tmp) / lab, args.timeout,
-                                              Path(args.notebooks) if args.notebooks else None))
+                                              Path(args.notebooks) if args.notebooks else None, shown))
     report["load_average"]["end"] = load_average()
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"bench_{args.profile}_{report['environment']['device']}"
     if plot_metric_against_time(report, out / f"{stem}.png") is not None:
         report["plot"] = f"{stem}.png"  # beside the JSON and the Markdown
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")

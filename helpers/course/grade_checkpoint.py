@@ -49,8 +49,8 @@ def _vanilla_networks(nb: Any, cfg: Any) -> dict[str, torch.nn.Module]:
 
 
 def _cwgan_networks(nb: Any, cfg: Any) -> dict[str, torch.nn.Module]:
-    return {"G": nb.Generator(cfg.latent_dim, cfg.g_width, cfg.num_classes),
-            "D": nb.Critic(cfg.d_width, cfg.num_classes)}
+    G = nb.Generator(cfg.latent_dim, cfg.g_width, cfg.num_classes)
+    return {"G": G, "D": nb.Critic(cfg.d_width, cfg.num_classes), "G_ema": EMA(G, decay=cfg.ema_decay)}
 
 
 # lab -> how the lab's notebook builds its networks from its Config (the same calls as its cells).

@@ -47,7 +47,7 @@ def untrained_is_refused(names: dict, lab: str) -> bool:
         key, fresh = "G", names["Generator"](cfg.latent_dim, cfg.hidden).to(device)
         call = (2,)
     elif lab == "cwgan":
-        key, fresh = "G", names["Generator"](cfg.latent_dim, cfg.g_width).to(device)
+        key, fresh = "G_ema", names["EMA"](names["Generator"](cfg.latent_dim, cfg.g_width).to(device))
         call = (2, "Bag")
     elif lab == "iclevr":
         key, fresh = "G", names["Generator"](cfg).to(device)

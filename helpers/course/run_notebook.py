@@ -2,8 +2,10 @@
 
     python -m helpers.course.run_notebook lab8_vanilla.ipynb --profile quick
 
-The executed copy goes to ``outputs/executed/<name>.<profile>.ipynb`` (``--inplace`` writes
-the outputs back into the notebook itself, which is how the committed figures are made).
+The executed copy goes to ``outputs/executed/<name>.<profile>.ipynb``. ``--inplace`` writes the
+outputs back into the notebook itself, which is how the committed figures are made, and puts a run
+record in its title cell: which profile ran, on what machine, when, for how long
+(:mod:`helpers.course.run_record`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers.course.labs import LABS
+from helpers.course.run_record import run_record, with_run_record
 from helpers.env import PROFILES, settings, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,11 +66,27 @@ def execute_notebook(
     return nb
 
 
+def keep_outputs(nb: nbformat.NotebookNode, profile: str, minutes: float, results: str | None = None) -> None:
+    """Make an executed notebook the committed one: its run record in the title cell (cell 0), no widget state.
+
+    Args:
+        nb: the executed notebook, changed in place.
+        profile: the profile it ran in.
+        minutes: how long the whole run took.
+        results: the benchmark report of this run, when a benchmark ran it.
+    """
+    if not nb.cells or nb.cells[0].cell_type != "markdown":
+        raise ValueError("the notebook's first cell is not its Markdown title: nowhere to put the run record.")
+    nb.cells[0].source = with_run_record(nb.cells[0].source, run_record(profile, minutes, results))
+    nb.metadata.pop("widgets", None)  # widget state of this run: not part of the notebook
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", help="e.g. lab8_vanilla.ipynb")
     parser.add_argument("--profile", default=settings().profile or "quick", choices=PROFILES)
-    parser.add_argument("--inplace", action="store_true", help="write the outputs into the notebook itself")
+    parser.add_argument("--inplace", action="store_true",
+                        help="write the outputs into the notebook itself, with a run record in its title cell")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     args = parser.parse_args(argv)
 
@@ -83,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     dst = src if args.inplace else REPO_ROOT / "outputs" / "executed" / f"{src.stem}.{args.profile}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    nb.metadata.pop("widgets", None)  # widget state of this run: not part of the notebook
+    if args.inplace:
+        keep_outputs(nb, args.profile, (time.perf_counter() - started) / 60)
+    else:
+        nb.metadata.pop("widgets", None)  # widget state of this run: not part of the notebook
     nbformat.write(nb, dst)
     lab = next((lab.name for lab in LABS if lab.notebook_path().resolve() == src.resolve()), src.stem)
     out_dir = (settings().output or REPO_ROOT / "outputs") / f"{lab}-{args.profile}"

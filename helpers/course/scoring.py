@@ -275,12 +275,13 @@ class SampleThresholds:
     copy_share_max: float                    # at most this share of copies of training images
 
 
-# One named set. The full CPU benchmark of the vanilla solution (results/bench_full_cpu.md) scores
-# confident 81.2%, digits 8.0%-12.7%, FD 8.4 against a floor of 0.79 at n=5000 (FD is biased upward
-# by about 1/n: at n=2000 the floor is about 2.3 and that FD about 10, roughly 4x the floor); the
-# quick profile (2 epochs) fails: vanilla confident 61%, FD 57 = 25x the floor; cWGAN-GP conditional
-# accuracy 74.5%, FD 62 = 39x (results/bench_quick_cpu.md). The confident share of the full
-# solution clears its line by one point only.
+# One named set. The full CPU benchmark of the vanilla solution with the paper's recipe
+# (results/bench_full_cpu_vanilla_paper_recipe.md) scores confident 81.2%, digits 8.0%-12.7%, FD 8.4
+# against a floor of 0.79 at n=5000 (FD is biased upward by about 1/n: at n=2000 the floor is about
+# 2.3 and that FD about 10, roughly 4x the floor); the quick profile (2 epochs) fails: vanilla
+# confident 61%, FD 57 = 25x the floor; cWGAN-GP conditional accuracy 74.5%, FD 62 = 39x
+# (results/bench_quick_cpu.md). The confident share of the full solution clears its line by one
+# point only.
 THRESHOLDS = {
     "vanilla": SampleThresholds(
         confident_fraction_min=0.80, class_fraction_min=0.05, class_fraction_max=0.15,

@@ -31,6 +31,8 @@ and no others:
   ``cellView``) and nbclient's per-cell ``execution`` timings; ``accelerator`` and ``kernelspec``
   stay, and ``language_info`` is reduced to its ``name`` (the rest records the Python of whoever
   last ran the solution);
+* the run record in the title cell (which run the solution's outputs come from:
+  :mod:`helpers.course.run_record`) goes with the outputs;
 * a markdown note at the top says which solution it was generated from and by what command.
 
 Cell ids are kept (cells without one get ``cell-<index>``), and the file is written the way
@@ -51,6 +53,7 @@ from pathlib import Path
 import nbformat
 
 from helpers.course.labs import LABS
+from helpers.course.run_record import without_run_record
 from helpers.course.nbgrader_cells import metadata_drift, write_metadata
 from helpers.course.regions import _BEGIN, TemplateError, remove_hidden_tests, solution_regions
 
@@ -320,6 +323,8 @@ def make_template(solution: nbformat.NotebookNode, solution_name: str) -> nbform
             cell.execution_count = None
         if cell.cell_type in ("code", "markdown"):
             cell.source = template_source(cell.source, cell.cell_type, where)
+        if i == 0 and cell.cell_type == "markdown":
+            cell.source = without_run_record(cell.source)  # it describes the solution's outputs, which go
     if NOTE_CELL_ID in used_ids:
         raise TemplateError(f"{solution_name}: the cell id {NOTE_CELL_ID!r} is reserved for the template note.")
     note = nbformat.v4.new_markdown_cell(
