@@ -388,7 +388,7 @@ def to_markdown(report: dict) -> str:
             lines.append(f"- {r['lab']} ({key}): {points}")
     checked = [r for r in report["results"] if r.get("target_checks")]
     if checked:
-        lines += ["", "Target criteria (issue 15):", ""]
+        lines += ["", "Target criteria (issue 15; the extra labs fc and iclevr: issue 16):", ""]
         for r in checked:
             lines.append(f"- {r['lab']}: " + "; ".join(f"{c['criterion']}: {'met' if c['met'] else 'NOT met'}"
                                                       for c in r["target_checks"]))
