@@ -7,7 +7,7 @@ its BatchNorm statistics recomputed / G itself / G_ema with batch statistics. Sc
 
     GANLAB_DATA=../../../shared/data OMP_NUM_THREADS=1 python search_vanilla.py --tag g2 --gsteps 2
 """
-import argparse, time, json, sys
+import argparse, copy, json, math, sys, time
 import torch, torch.nn.functional as F
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
 from helpers.course.notebook_code import load_definitions
@@ -82,8 +82,7 @@ judge = load_classifier("mnist"); jz = seeded_noise(2000, a.latent, 99, "cpu")
 batches = TensorBatcher((x,), a.bs, drop_last=True, generator=torch.Generator().manual_seed(0))
 spe = len(batches); total = int(a.epochs * spe)
 evals = sorted(int(float(e) * spe) for e in a.evals.split(","))
-import copy
-def recal(model, nb=20):
+def recal(model, num_batches=20):
     m = copy.deepcopy(model.module)
     for mod in m.modules():
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
@@ -91,11 +90,10 @@ def recal(model, nb=20):
     m.train()
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
-        for _ in range(nb):
+        for _ in range(num_batches):
             m(torch.randn(256, a.latent, generator=g))
     return m.eval()
 def score():
-    res = []
     with torch.no_grad():
         G_ema.eval(); _, p1 = classify(judge, G_ema(jz)); G_ema.train()
         m = recal(G_ema); _, p2 = classify(judge, m(jz))
@@ -108,7 +106,7 @@ while step < total:
     for (xr,) in batches:
         if step >= total: break
         if step >= decay_start and a.decay_last > 0:
-            f = 0.5 * (1 + __import__("math").cos(__import__("math").pi * (step - decay_start) / (total - decay_start)))
+            f = 0.5 * (1 + math.cos(math.pi * (step - decay_start) / (total - decay_start)))
             for o, base in ((oG, a.lr), (oD, lrd)):
                 for g in o.param_groups: g["lr"] = base * f
         B = xr.shape[0]
@@ -118,8 +116,11 @@ while step < total:
             lo = D(torch.cat([xr, xf.detach()])); lr_, lf = lo[:B], lo[B:]
         else:
             lr_ = D(xr); lf = D(xf.detach())
-        lD = F.binary_cross_entropy_with_logits(lr_, torch.full_like(lr_, a.smooth)) + \
-             F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
+        if a.smooth == 1.0:
+            lD = nb.d_loss_bce(lr_, lf)
+        else:  # the notebook's d_loss_bce with D's target for real digits lowered to a.smooth
+            lD = F.binary_cross_entropy_with_logits(lr_, torch.full_like(lr_, a.smooth)) + \
+                 F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf))
         oD.zero_grad(set_to_none=True); lD.backward(); oD.step()
         for gs in range(a.gsteps):
             if gs > 0:
@@ -128,7 +129,7 @@ while step < total:
             frac = 1.0 - (1.0 - a.topk) * step / total
             if frac < 1.0:
                 k = max(1, int(frac * B)); lf = lf.topk(k).values
-            lG = F.binary_cross_entropy_with_logits(lf, torch.ones_like(lf))
+            lG = nb.g_loss_bce(lf)
             oG.zero_grad(set_to_none=True); lG.backward(); oG.step()
         G_ema.update(G)
         step += 1
